@@ -1,0 +1,129 @@
+// Package layout fixes molt's physical memory layout on x86-64.
+//
+// Every kernel image imports these constants, and the post-link step
+// (tools/molt build) asserts that a linked image respects them. The layout is
+// part of the contract between an old and a new kernel during a self-update:
+// the handoff region must sit at the same place in both, so a change here is a
+// change of the handoff format (see docs/update-protocol.md).
+//
+// Physical map (identity-mapped by the boot stub, 2 MiB pages except the
+// first 2 MiB, which use 4 KiB pages so that page 0 can stay unmapped):
+//
+//	0x0000_0000  page 0: never mapped (catches nil dereferences in the kernel)
+//	0x0000_1000  free
+//	0x0000_8000  purgatory and update parameter pages (self-update, below 1 MiB)
+//	0x0001_0000  boot page tables: PML4, PDPT, 4 PDs, PT for the first 2 MiB
+//	0x0001_7000  GDT page; boot TLS scratch at +0x800
+//	0x0001_8000  FXSAVE areas for trap paths (exception, double fault)
+//	0x0002_0000  syscall kernel stack (top 0x30000)
+//	0x0003_0000  IST1: interrupt stack (top 0x40000)
+//	0x0004_0000  IST2: exception stack (top 0x48000)
+//	0x0004_8000  IST3: double fault / NMI / machine check (top 0x4c000)
+//	0x0004_c000  idle thread stack (top 0x50000)
+//	0x0006_0000  initial process stack for the Go runtime (m0's g0, top 0x80000)
+//	0x001f_f000  kernel image: ELF header page, then text at ImageText
+//	   ...       image end (text, data, BSS) must stay below ImageLimit
+//	0x0600_0000  handoff region (HandoffSize)
+//	0x0700_0000  physical frame pool up to the end of RAM below 4 GiB
+//
+// Virtual addresses at or above 4 GiB belong to the Go runtime's mappings
+// (mmap), backed on demand by frames from the pool.
+package layout
+
+const (
+	// PageSize is the base page size used for Go's mappings.
+	PageSize = 0x1000
+
+	// BootPML4 .. BootPT0 are the boot page tables built by the 32-bit stub.
+	BootPML4 = 0x10000
+	BootPDPT = 0x11000
+	BootPD   = 0x12000 // four page directories, 0x12000..0x15fff
+	BootPT0  = 0x16000 // 4 KiB page table for the first 2 MiB
+
+	// BootGDT is the page holding the GDT the stub loads; the kernel replaces
+	// it with one that has a TSS before the runtime starts.
+	BootGDT = 0x17000
+	// BootTLS is the scratch FS base used before the runtime sets its own, so
+	// that ABI wrappers can load g (nil) from FS:-8.
+	BootTLS = 0x17800
+
+	// ExceptionFX and DoubleFaultFX are 512-byte FXSAVE areas used by trap
+	// paths that can nest inside a syscall or interrupt handler.
+	ExceptionFX   = 0x18000
+	DoubleFaultFX = 0x18200
+
+	SyscallStackTop   = 0x30000
+	InterruptStackTop = 0x40000 // IST1
+	ExceptionStackTop = 0x48000 // IST2
+	FatalStackTop     = 0x4c000 // IST3
+	IdleStackTop      = 0x50000
+
+	// ProcessStackTop is where the execve-shaped stack for _rt0_amd64_linux
+	// ends; the runtime uses the 64 KiB below the entry SP as m0's g0 stack.
+	ProcessStackTop    = 0x80000
+	ProcessStackBottom = 0x60000
+
+	// PurgatoryBase is reserved for the self-update purgatory and its
+	// parameter pages.
+	PurgatoryBase = 0x8000
+	PurgatoryEnd  = 0x10000
+
+	// ImageBase is the load address of the ELF header page; the linker is run
+	// with -T ImageText so text starts one page above it.
+	ImageBase  = 0x1ff000
+	ImageText  = 0x200000
+	ImageLimit = 0x6000000 // 96 MiB: image end (incl. BSS) must be below
+
+	// HandoffBase and HandoffSize place the region that carries state from
+	// one kernel to the next. No allocator ever hands out these addresses.
+	HandoffBase = 0x6000000
+	HandoffSize = 0x1000000 // 16 MiB
+
+	// FramePoolBase is the first physical address the frame allocator may
+	// use; it ends at the top of usable RAM below 4 GiB.
+	FramePoolBase = 0x7000000
+
+	// MinRAM is the least guest RAM molt boots with: the fixed layout plus a
+	// frame pool large enough for the Go runtime.
+	MinRAM = 192 << 20
+
+	// MMIOBase is where the top GiB of the identity map starts; it is mapped
+	// uncached (LAPIC, IOAPIC, virtio-mmio live there).
+	MMIOBase = 0xc0000000
+
+	// GoVirtBase is the lowest virtual address handed to the Go runtime.
+	GoVirtBase = 4 << 30
+)
+
+// Symbols the post-link step and the kernel agree on.
+const (
+	// EntrySymbol is the 32-bit PVH entry point (linker -E).
+	EntrySymbol = "github.com/molt-os/molt/kernel.pvhEntry"
+	// BuildIDSymbol names a 32-byte array the post-link step fills with the
+	// SHA-256 of the image (computed with the array zeroed).
+	BuildIDSymbol = "github.com/molt-os/molt/kernel.buildID"
+	// VersionVar is set with -ldflags -X to stamp the release version.
+	VersionVar = "github.com/molt-os/molt/kernel.version"
+)
+
+// Exit codes the kernel writes to QEMU's isa-debug-exit device. QEMU exits
+// with status (code<<1)|1, so code c reaches the host as 2c+1.
+const (
+	// ExitProgramMax is the largest exit_group status passed through as is;
+	// larger values are clamped to it.
+	ExitProgramMax = 0x6f
+	// ExitFault means the kernel stopped on an unrecoverable CPU exception.
+	ExitFault = 0x70
+	// ExitKernelPanic means the kernel stopped on an internal error (out of
+	// memory, deadlock, bad boot information).
+	ExitKernelPanic = 0x71
+	// ExitProbe is the status of a successful accelerator probe boot.
+	ExitProbe = 0x72
+)
+
+// QEMUStatus returns the host exit status of QEMU after the kernel wrote
+// code to isa-debug-exit.
+func QEMUStatus(code int) int { return code<<1 | 1 }
+
+// DebugExitPort is the I/O port of QEMU's isa-debug-exit device.
+const DebugExitPort = 0x501

@@ -1,0 +1,3 @@
+module github.com/molt-os/molt
+
+go 1.26
