@@ -1,0 +1,99 @@
+package pvh
+
+import (
+	"encoding/binary"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// image builds an hvm_start_info, memory map and command line in one buffer
+// and returns the buffer (kept alive by the caller) and the info address.
+func image(t *testing.T, magic, version uint32, cmdline string, regions []Region) ([]byte, uintptr) {
+	t.Helper()
+	buf := make([]byte, 8192)
+	base := uintptr(unsafe.Pointer(&buf[0]))
+	le := binary.LittleEndian
+	le.PutUint32(buf[0:], magic)
+	le.PutUint32(buf[4:], version)
+	le.PutUint64(buf[0x20:], 0xf0000)
+	if cmdline != "" {
+		copy(buf[0x1000:], cmdline+"\x00")
+		le.PutUint64(buf[0x18:], uint64(base+0x1000))
+	}
+	if regions != nil {
+		le.PutUint64(buf[0x28:], uint64(base+0x200))
+		le.PutUint32(buf[0x30:], uint32(len(regions)))
+		for i, r := range regions {
+			e := buf[0x200+i*memmapEntry:]
+			le.PutUint64(e, r.Addr)
+			le.PutUint64(e[8:], r.Size)
+			le.PutUint32(e[16:], r.Type)
+		}
+	}
+	return buf, base
+}
+
+// qemuMap is the memory map QEMU microvm reported for -m 256M.
+var qemuMap = []Region{
+	{0, 0x9fc00, TypeRAM}, {0x9fc00, 0x400, TypeReserved}, {0xd0000, 0x20000, TypeNVS},
+	{0xf0000, 0x10000, TypeReserved}, {0x100000, 0xff00000, TypeRAM}, {0, 0, 0},
+}
+
+func TestParseQEMUMap(t *testing.T) {
+	buf, addr := image(t, StartInfoMagic, 1, "molt.quiet console=ttyS0", qemuMap)
+	var info Info
+	if rc := Parse(addr, &info); rc != OK {
+		t.Fatalf("Parse = %s; want ok", ErrorString(rc))
+	}
+	_ = buf
+	if info.NRegions != 5 {
+		t.Errorf("NRegions = %d; want 5 (the zero terminator is dropped)", info.NRegions)
+	}
+	if got := info.Cmdline(); got != "molt.quiet console=ttyS0" {
+		t.Errorf("Cmdline = %q", got)
+	}
+	if got, want := info.RAMBelow(4<<30), uint64(0x10000000); got != want {
+		t.Errorf("RAMBelow = %#x; want %#x", got, want)
+	}
+	if got, want := info.RAMBytes(), uint64(0x9fc00+0xff00000); got != want {
+		t.Errorf("RAMBytes = %#x; want %#x", got, want)
+	}
+	if info.RSDP != 0xf0000 {
+		t.Errorf("RSDP = %#x", info.RSDP)
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	var info Info
+	if rc := Parse(0, &info); rc != ErrNoInfo {
+		t.Errorf("Parse(0) = %s", ErrorString(rc))
+	}
+	_, a := image(t, 0x1badb002, 1, "", qemuMap)
+	if rc := Parse(a, &info); rc != ErrBadMagic {
+		t.Errorf("bad magic: Parse = %s", ErrorString(rc))
+	}
+	_, a = image(t, StartInfoMagic, 0, "", qemuMap)
+	if rc := Parse(a, &info); rc != ErrOldVersion {
+		t.Errorf("version 0: Parse = %s", ErrorString(rc))
+	}
+	_, a = image(t, StartInfoMagic, 1, "", nil)
+	if rc := Parse(a, &info); rc != ErrNoMemmap {
+		t.Errorf("no memmap: Parse = %s", ErrorString(rc))
+	}
+}
+
+func TestParseTruncates(t *testing.T) {
+	many := make([]Region, MaxRegions+3)
+	for i := range many {
+		many[i] = Region{uint64(i) << 20, 1 << 20, TypeRAM}
+	}
+	_, a := image(t, StartInfoMagic, 1, strings.Repeat("x", MaxCmdline+10), many)
+	var info Info
+	if rc := Parse(a, &info); rc != OK {
+		t.Fatalf("Parse = %s", ErrorString(rc))
+	}
+	if !info.Truncated || info.NRegions != MaxRegions || len(info.Cmdline()) != MaxCmdline {
+		t.Errorf("Truncated=%v NRegions=%d len(cmdline)=%d", info.Truncated, info.NRegions, len(info.Cmdline()))
+	}
+}
