@@ -32,6 +32,9 @@ var crash struct {
 	textOK   bool
 	pcs      [maxCrashPCs]uint64
 	npcs     int
+	// goexitSlot is the stack slot holding runtime.goexit's return
+	// address, the bottom of the faulting goroutine's stack (0: not found).
+	goexitSlot uintptr
 }
 
 var exceptionNames = [32]string{
@@ -100,13 +103,18 @@ func fault(f *Frame, vector, code uint64) {
 		putdec(uint64(current().tid))
 		puts("\n")
 	}
-	if !goContext(f) {
-		stop(exitFault)
+	if !goContext(f) || crash.goexitSlot == 0 {
+		stop(exitFault) // not a goroutine stack we can reuse: stage 1 only
 	}
 	// Stage 2: run the Go reporter on the faulting thread's stack.
 	crash.active = true
 	crash.deadline = nanotime() + 5_000_000_000
-	f.RSP = (f.RSP - 1024) &^ 15
+	// Restart the goroutine's stack at its bottom frame: enter the
+	// trampoline as if runtime.goexit had called it, on the very slot that
+	// holds goexit's return address. The runtime's unwinder then sees a
+	// well-formed goroutine stack, so the reporter can grow it. The frames
+	// it overwrites were already recorded above.
+	f.RSP = uint64(crash.goexitSlot)
 	f.RIP = uint64(crashTrampolinePC)
 	f.RFLAGS |= rflagsIF
 	armTimer(nanotime())
@@ -169,6 +177,10 @@ func walkFrames(f *Frame) {
 		}
 		crash.pcs[crash.npcs] = ret
 		crash.npcs++
+		if ret == uint64(goexitPC)+1 {
+			crash.goexitSlot = bp + 8
+			break
+		}
 		next := uintptr(*u64(bp))
 		if next <= bp {
 			break // frames grow up the stack; anything else is corrupt

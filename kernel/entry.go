@@ -16,6 +16,7 @@ var (
 	irqSpuriousPC     uintptr
 	idleLoopPC        uintptr
 	crashTrampolinePC uintptr
+	goexitPC          uintptr // runtime.goexit
 	imageEnd          uintptr // runtime.end: end of BSS
 	textStart         uintptr // runtime.text
 	textEnd           uintptr // runtime.etext

@@ -683,3 +683,9 @@ GLOBL ·textStart(SB), RODATA, $8
 
 DATA ·textEnd+0(SB)/8, $runtime·etext(SB)
 GLOBL ·textEnd(SB), RODATA, $8
+
+// goexitPC+1 is planted as the return address of crashTrampoline, so the
+// runtime's unwinder sees the crash reporter as the top of a goroutine
+// (runtime.goexit is TOPFRAME) and stack growth inside it works.
+DATA ·goexitPC+0(SB)/8, $runtime·goexit(SB)
+GLOBL ·goexitPC(SB), RODATA, $8
