@@ -1,0 +1,55 @@
+# molt — see README.md. Every target works from a clean checkout on Debian
+# with Go 1.26; `make deps` installs QEMU when it is missing.
+
+GO       ?= go
+MOLT     := $(GO) run ./tools/molt
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+IMAGE    := build/molt.elf
+# Packages that run on the host (everything except kernel images' mains).
+HOSTPKGS := ./...
+
+.PHONY: all image run debug test unit selftest conformance deps vet lint-wb bench clean
+
+all: image
+
+image:
+	$(MOLT) build -o $(IMAGE) -version $(VERSION) ./cmd/kernel
+
+run: deps image
+	$(MOLT) run $(IMAGE)
+
+debug: deps image
+	$(MOLT) debug $(IMAGE)
+
+# make test: host unit tests (with -race), then the in-VM self-tests and the
+# Go distribution's conformance programs booted on molt.
+test: deps vet unit lint-wb selftest conformance
+
+unit:
+	$(GO) test -race -count=1 $(HOSTPKGS)
+
+vet:
+	$(GO) vet -unsafeptr=false -framepointer=false ./...
+
+# Trap-context code must not contain write barriers (heap-pointer writes):
+# list every write-barrier site the compiler emits in the trap-path
+# packages, and fail if there is any.
+lint-wb:
+	@out=$$(GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -gcflags='github.com/molt-os/molt/kernel=-d=wb' -gcflags='github.com/molt-os/molt/drivers/...=-d=wb' -gcflags='github.com/molt-os/molt/boot/pvh=-d=wb' -o /dev/null ./cmd/kernel 2>&1 | grep -v '^#' | grep -E 'kernel/(boot|clock|console|crash|fd|frames|futex|paging|procstack|random|sched|syscall|trap|vm)\.go|drivers/|boot/pvh' ); \
+	if [ -n "$$out" ]; then echo "write barriers in trap-context code:"; echo "$$out"; exit 1; else echo "lint-wb: no write barriers in trap-context code"; fi
+
+selftest: deps
+	$(MOLT) selftest
+
+conformance: deps
+	$(MOLT) conformance
+
+# deps installs QEMU through apt-get when qemu-system-x86_64 is missing.
+deps:
+	@command -v qemu-system-x86_64 >/dev/null 2>&1 || { \
+		echo "installing qemu-system-x86 (apt-get)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-system-x86 >/dev/null; }
+
+clean:
+	rm -rf build
