@@ -8,7 +8,7 @@ IMAGE    := build/molt.elf
 # Packages that run on the host (everything except kernel images' mains).
 HOSTPKGS := ./...
 
-.PHONY: all image run debug test unit selftest conformance deps vet lint-wb bench clean
+.PHONY: all image run debug test unit selftest conformance deps vet lint-wb bench fuzz clean
 
 all: image
 
@@ -43,6 +43,17 @@ selftest: deps
 
 conformance: deps
 	$(MOLT) conformance
+
+# make bench: boot time (QEMU start to ready, kernel entry to ready) and idle
+# memory of the default image; see docs/performance.md.
+bench: deps
+	$(MOLT) bench
+
+# make fuzz: run the decoders' fuzz targets for a while each.
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./boot/image
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./boot/pvh
 
 # deps installs QEMU through apt-get when qemu-system-x86_64 is missing.
 deps:

@@ -97,3 +97,43 @@ func TestParseTruncates(t *testing.T) {
 		t.Errorf("Truncated=%v NRegions=%d len(cmdline)=%d", info.Truncated, info.NRegions, len(info.Cmdline()))
 	}
 }
+
+// FuzzParse feeds arbitrary start-info bytes to Parse. Pointer fields are
+// redirected into the buffer (or cleared), since a real loader's pointers
+// always point at memory; everything else is as fuzzed.
+func FuzzParse(f *testing.F) {
+	seed, _ := image(&testing.T{}, StartInfoMagic, 1, "molt.quiet", qemuMap)
+	f.Add(seed[:0x400], uint16(0x1000), uint16(0x200))
+	f.Add(make([]byte, 64), uint16(0), uint16(0))
+	f.Fuzz(func(t *testing.T, data []byte, cmdOff, mapOff uint16) {
+		buf := make([]byte, 0x3000)
+		copy(buf, data)
+		base := uintptr(unsafe.Pointer(&buf[0]))
+		le := binary.LittleEndian
+		fix := func(field int, off uint16) {
+			if off == 0 {
+				le.PutUint64(buf[field:], 0)
+			} else {
+				le.PutUint64(buf[field:], uint64(base+uintptr(off)%0x1000+0x1000))
+			}
+		}
+		fix(offCmdline, cmdOff)
+		fix(offMemmap, mapOff)
+		// keep the memory map inside the buffer
+		if n := le.Uint32(buf[offMemmapCount:]); n > 64 {
+			le.PutUint32(buf[offMemmapCount:], n%64)
+		}
+		buf[len(buf)-1] = 0 // the command line ends inside the buffer
+		var info Info
+		rc := Parse(base, &info)
+		if rc == OK {
+			if info.NRegions == 0 || info.NRegions > MaxRegions {
+				t.Fatalf("Parse ok with %d regions", info.NRegions)
+			}
+			if len(info.Cmdline()) > MaxCmdline {
+				t.Fatalf("cmdline longer than MaxCmdline")
+			}
+		}
+		_ = ErrorString(rc)
+	})
+}

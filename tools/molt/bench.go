@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/molt-os/molt/boot/image"
+	"github.com/molt-os/molt/qemu"
+)
+
+// Boot benchmark: boot the default image several times and measure, per
+// boot, the time from starting QEMU to the kernel's ready line (host
+// clock), the kernel's own entry-to-ready time, and the frames in use at
+// ready and after a second of idle. Absolute times under TCG are inflated;
+// docs/performance.md reports them with the accelerator used.
+
+var (
+	readyRE  = regexp.MustCompile(`ready in ([0-9.]+) ms from entry \(kinit ([0-9.]+) ms\), (\d+) KiB of frames in use`)
+	framesRE = regexp.MustCompile(`frames in use (\d+) \(`)
+)
+
+// bootSample is one measured boot.
+type bootSample struct {
+	HostToReadyMs  float64 `json:"host_to_ready_ms"`
+	EntryToReadyMs float64 `json:"entry_to_ready_ms"`
+	KinitMs        float64 `json:"kinit_ms"`
+	ReadyKiB       int     `json:"ready_frames_kib"`
+	IdleKiB        int     `json:"idle_frames_kib"`
+}
+
+type benchResult struct {
+	Date    string       `json:"date"`
+	Accel   string       `json:"accel"`
+	Image   string       `json:"image"`
+	Samples []bootSample `json:"samples"`
+}
+
+func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", "bench [-n boots] [-accel auto|tcg|kvm] [-o results.json]", stderr)
+	n := fs.Int("n", 7, "number of `boots` to measure")
+	accel := fs.String("accel", qemu.DefaultAccel, "QEMU accelerator: auto, tcg or kvm")
+	out := fs.String("o", "build/bench/boot.json", "write the samples as JSON to `file`")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *n < 1 || *n > 1000 {
+		return fmt.Errorf("%w: -n %d out of range 1..1000", errUsage, *n)
+	}
+	const elf = "build/bench.elf"
+	fmt.Fprintln(stderr, "bench: building ./cmd/kernel")
+	if _, err := image.Build(ctx, image.BuildOptions{Dir: ".", Package: "./cmd/kernel", Output: elf, Version: "bench", Stderr: stderr}); err != nil {
+		return err
+	}
+	res := benchResult{Date: time.Now().UTC().Format(time.RFC3339), Image: "./cmd/kernel"}
+	for i := 0; i < *n; i++ {
+		s, acc, err := benchBoot(ctx, elf, *accel)
+		if err != nil {
+			return fmt.Errorf("boot %d: %w", i+1, err)
+		}
+		res.Accel = acc
+		res.Samples = append(res.Samples, s)
+		fmt.Fprintf(stderr, "bench: boot %d/%d: QEMU start to ready %.1f ms, entry to ready %.2f ms, frames %d KiB at ready, %d KiB idle\n",
+			i+1, *n, s.HostToReadyMs, s.EntryToReadyMs, s.ReadyKiB, s.IdleKiB)
+	}
+	printBench(stdout, res)
+	if *out != "" {
+		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(res, "", "  ")
+		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write results: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench: samples written to %s\n", *out)
+	}
+	return nil
+}
+
+// benchBoot boots once, waits for the ready line, lets the kernel idle for
+// a second, asks the shell for `mem`, and powers off.
+func benchBoot(ctx context.Context, elf, accel string) (bootSample, string, error) {
+	var s bootSample
+	inR, inW := io.Pipe()
+	conR, conW := io.Pipe()
+	start := time.Now()
+	vm, err := qemu.Start(ctx, qemu.Kernel(elf), qemu.Accel(accel), qemu.Stdin(inR), qemu.Console(conW), qemu.Timeout(2*time.Minute))
+	if err != nil {
+		return s, "", err
+	}
+	var wg sync.WaitGroup
+	var scanErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer inW.Close()
+		sc := bufio.NewScanner(conR)
+		ready := false
+		for sc.Scan() {
+			line := sc.Text()
+			if m := readyRE.FindStringSubmatch(line); m != nil && !ready {
+				ready = true
+				s.HostToReadyMs = float64(time.Since(start).Microseconds()) / 1000
+				s.EntryToReadyMs, _ = strconv.ParseFloat(m[1], 64)
+				s.KinitMs, _ = strconv.ParseFloat(m[2], 64)
+				s.ReadyKiB, _ = strconv.Atoi(m[3])
+				go func() {
+					time.Sleep(time.Second)
+					io.WriteString(inW, "mem\n")
+				}()
+			}
+			if m := framesRE.FindStringSubmatch(line); m != nil && ready {
+				frames, _ := strconv.Atoi(m[1])
+				s.IdleKiB = frames * 4
+				io.WriteString(inW, "poweroff\n")
+			}
+		}
+		if !ready {
+			scanErr = fmt.Errorf("the kernel never printed its ready line")
+		}
+		io.Copy(io.Discard, conR)
+	}()
+	r, err := vm.Wait()
+	conW.Close()
+	wg.Wait()
+	if err != nil {
+		return s, "", err
+	}
+	if scanErr != nil {
+		return s, "", scanErr
+	}
+	if r.Code != 0 {
+		return s, "", fmt.Errorf("kernel did not power off cleanly: %s", r.Describe())
+	}
+	if s.IdleKiB == 0 {
+		return s, "", fmt.Errorf("no answer to the shell's mem command")
+	}
+	return s, r.Accel, nil
+}
+
+func printBench(w io.Writer, r benchResult) {
+	col := func(f func(bootSample) float64) (min, med, max float64) {
+		v := make([]float64, len(r.Samples))
+		for i, s := range r.Samples {
+			v[i] = f(s)
+		}
+		sort.Float64s(v)
+		return v[0], v[len(v)/2], v[len(v)-1]
+	}
+	fmt.Fprintf(w, "boot benchmark: %d boots of %s under %s\n", len(r.Samples), r.Image, strings.ToUpper(r.Accel))
+	fmt.Fprintf(w, "%-28s %10s %10s %10s\n", "measurement", "min", "median", "max")
+	rows := []struct {
+		name string
+		f    func(bootSample) float64
+	}{
+		{"QEMU start to ready (ms)", func(s bootSample) float64 { return s.HostToReadyMs }},
+		{"entry to ready (ms)", func(s bootSample) float64 { return s.EntryToReadyMs }},
+		{"  of which kinit (ms)", func(s bootSample) float64 { return s.KinitMs }},
+		{"frames at ready (KiB)", func(s bootSample) float64 { return float64(s.ReadyKiB) }},
+		{"frames after 1 s idle (KiB)", func(s bootSample) float64 { return float64(s.IdleKiB) }},
+	}
+	for _, row := range rows {
+		lo, med, hi := col(row.f)
+		fmt.Fprintf(w, "%-28s %10.1f %10.1f %10.1f\n", row.name, lo, med, hi)
+	}
+}
