@@ -51,6 +51,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	n := fs.Int("n", 7, "number of `boots` to measure")
 	accel := fs.String("accel", qemu.DefaultAccel, "QEMU accelerator: auto, tcg or kvm")
 	out := fs.String("o", "build/bench/boot.json", "write the samples as JSON to `file`")
+	svg := fs.String("svg", "", "also draw the samples as an SVG strip chart to `file` (docs/perf/boot.svg for the docs)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -83,6 +84,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("write results: %w", err)
 		}
 		fmt.Fprintf(stderr, "bench: samples written to %s\n", *out)
+	}
+	if *svg != "" {
+		if err := writeBenchSVG(*svg, res); err != nil {
+			return fmt.Errorf("plot: %w", err)
+		}
+		fmt.Fprintf(stderr, "bench: chart written to %s\n", *svg)
 	}
 	return nil
 }
