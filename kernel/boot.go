@@ -3,6 +3,7 @@ package kernel
 import (
 	"github.com/molt-os/molt/boot/layout"
 	"github.com/molt-os/molt/boot/pvh"
+	"github.com/molt-os/molt/drivers/debugexit"
 	"github.com/molt-os/molt/drivers/ioapic"
 )
 
@@ -65,6 +66,7 @@ var (
 	ramTop      uintptr
 	kinitDoneNs int64
 	ioapic0     = ioapic.IOAPIC{Base: ioapic.DefaultBase}
+	qemuExit    = debugexit.DebugExit{Port: layout.DebugExitPort}
 )
 
 // interruptsInit masks every IOAPIC pin (a warm boot inherits whatever the
@@ -136,7 +138,7 @@ func nextWord(s string, i int) (string, int) {
 //go:nosplit
 func stop(code uint8) {
 	disableInterrupts()
-	outb(layout.DebugExitPort, code)
+	qemuExit.Exit(code)
 	for {
 		halt()
 	}

@@ -19,7 +19,6 @@ func pause()
 func disableInterrupts() (flags uint64)
 func restoreInterrupts(flags uint64)
 func memclrFrame(p uintptr)
-func outb(port uint16, val uint8)
 
 // Model-specific registers.
 const (

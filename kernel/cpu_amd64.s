@@ -126,10 +126,3 @@ TEXT ·memclrFrame(SB),NOSPLIT,$0-8
 	CLD
 	REP;	STOSQ
 	RET
-
-// func outb(port uint16, val uint8)
-TEXT ·outb(SB),NOSPLIT,$0-3
-	MOVW	port+0(FP), DX
-	MOVB	val+2(FP), AX
-	OUTB
-	RET

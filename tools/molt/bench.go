@@ -166,18 +166,21 @@ func printBench(w io.Writer, r benchResult) {
 	}
 	fmt.Fprintf(w, "boot benchmark: %d boots of %s under %s\n", len(r.Samples), r.Image, strings.ToUpper(r.Accel))
 	fmt.Fprintf(w, "%-28s %10s %10s %10s\n", "measurement", "min", "median", "max")
-	rows := []struct {
-		name string
-		f    func(bootSample) float64
-	}{
-		{"QEMU start to ready (ms)", func(s bootSample) float64 { return s.HostToReadyMs }},
-		{"entry to ready (ms)", func(s bootSample) float64 { return s.EntryToReadyMs }},
-		{"  of which kinit (ms)", func(s bootSample) float64 { return s.KinitMs }},
-		{"frames at ready (KiB)", func(s bootSample) float64 { return float64(s.ReadyKiB) }},
-		{"frames after 1 s idle (KiB)", func(s bootSample) float64 { return float64(s.IdleKiB) }},
-	}
-	for _, row := range rows {
+	for _, row := range benchRows {
 		lo, med, hi := col(row.f)
-		fmt.Fprintf(w, "%-28s %10.1f %10.1f %10.1f\n", row.name, lo, med, hi)
+		fmt.Fprintf(w, "%-28s %10.1f %10.1f %10.1f\n", row.name+" ("+row.unit+")", lo, med, hi)
 	}
+}
+
+// benchRows are the measurements of a boot sample, in report order; the
+// chart draws the time rows (unit "ms").
+var benchRows = []struct {
+	name, unit string
+	f          func(bootSample) float64
+}{
+	{"QEMU start to ready", "ms", func(s bootSample) float64 { return s.HostToReadyMs }},
+	{"entry to ready", "ms", func(s bootSample) float64 { return s.EntryToReadyMs }},
+	{"  of which kinit", "ms", func(s bootSample) float64 { return s.KinitMs }},
+	{"frames at ready", "KiB", func(s bootSample) float64 { return float64(s.ReadyKiB) }},
+	{"frames after 1 s idle", "KiB", func(s bootSample) float64 { return float64(s.IdleKiB) }},
 }

@@ -11,16 +11,15 @@ import (
 // measurement, one dot per boot, on a shared millisecond axis. It is plain
 // SVG so the docs need no plotting dependency to show it.
 func writeBenchSVG(path string, r benchResult) error {
-	rows := []struct {
-		name string
-		f    func(bootSample) float64
-	}{
-		{"QEMU start to ready", func(s bootSample) float64 { return s.HostToReadyMs }},
-		{"kernel entry to ready", func(s bootSample) float64 { return s.EntryToReadyMs }},
-		{"kinit", func(s bootSample) float64 { return s.KinitMs }},
+	var rows []int // indexes into benchRows
+	for i, row := range benchRows {
+		if row.unit == "ms" {
+			rows = append(rows, i)
+		}
 	}
 	max := 0.0
-	for _, row := range rows {
+	for _, i := range rows {
+		row := benchRows[i]
 		for _, s := range r.Samples {
 			if v := row.f(s); v > max {
 				max = v
@@ -35,9 +34,10 @@ func writeBenchSVG(path string, r benchResult) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", left+width+30, height)
 	fmt.Fprintf(&b, `<text x="10" y="20" font-size="14">molt boot time, %d boots under %s (%s)</text>`+"\n", len(r.Samples), strings.ToUpper(r.Accel), r.Date[:10])
-	for i, row := range rows {
+	for i, ri := range rows {
+		row := benchRows[ri]
 		y := top + rowH*float64(i) + rowH/2
-		fmt.Fprintf(&b, `<text x="10" y="%.0f">%s</text>`+"\n", y+4, row.name)
+		fmt.Fprintf(&b, `<text x="10" y="%.0f">%s</text>`+"\n", y+4, strings.TrimSpace(row.name))
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#ddd"/>`+"\n", left, y, left+width, y)
 		for _, s := range r.Samples {
 			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.0f" r="4" fill="#1f77b4" fill-opacity="0.6"/>`+"\n", x(row.f(s)), y)
