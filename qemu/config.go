@@ -182,7 +182,11 @@ func defaultBinary() string {
 // accelerator and CPU model.
 func (c *Config) args(accel, cpu string) []string {
 	a := []string{
-		"-M", "microvm,pit=on,pic=off,rtc=on",
+		// acpi=off: without ACPI, microvm uses one IOAPIC, puts virtio-mmio
+		// interrupts on its pins 5-12 and appends virtio_mmio.device=
+		// words to the kernel command line, which is how molt finds
+		// its devices (and the firmware is the faster qboot).
+		"-M", "microvm,acpi=off,pit=on,pic=off,rtc=on",
 		"-cpu", cpu,
 		"-m", strconv.Itoa(c.Memory),
 		"-nodefaults", "-no-user-config", "-nographic", "-no-reboot",

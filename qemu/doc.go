@@ -9,7 +9,7 @@
 // The command line is fixed apart from what the options add, so that
 // VM.CommandLine reproduces a run exactly:
 //
-//	qemu-system-x86_64 -M microvm,pit=on,pic=off,rtc=on -cpu max -m 512
+//	qemu-system-x86_64 -M microvm,acpi=off,pit=on,pic=off,rtc=on -cpu max -m 512
 //	    -nodefaults -no-user-config -nographic -no-reboot
 //	    -serial stdio -monitor none
 //	    -device isa-debug-exit,iobase=0x501,iosize=2

@@ -87,7 +87,7 @@ func withProbeTimeout(d time.Duration) Option {
 	return func(c *Config) { c.probeTimeout = d }
 }
 
-const base = "-M microvm,pit=on,pic=off,rtc=on -cpu max -m 512 -nodefaults -no-user-config -nographic -no-reboot " +
+const base = "-M microvm,acpi=off,pit=on,pic=off,rtc=on -cpu max -m 512 -nodefaults -no-user-config -nographic -no-reboot " +
 	"-serial stdio -monitor none -device isa-debug-exit,iobase=0x501,iosize=2 -global virtio-mmio.force-legacy=false"
 
 func TestArgs(t *testing.T) {
