@@ -75,7 +75,7 @@ var (
 //go:nosplit
 func interruptsInit() {
 	ioapic0.MaskAll()
-	ioapic0.Route(com1.IRQ, uint8(vecIOAPIC0+com1.IRQ), lapicDev.ID(), false)
+	ioapic0.Route(com1.IRQ, uint8(vecIOAPIC0+com1.IRQ), lapicDev.ID(), 0)
 	com1.EnableRxInterrupt()
 	ioapic0.Unmask(com1.IRQ)
 }
@@ -86,9 +86,11 @@ func interruptsInit() {
 func deviceInterrupt(f *Frame, pin int) {
 	if pin == com1.IRQ {
 		consoleInterrupt()
-		if timerDirty {
-			reschedule(f) // let the reader run now rather than at the next slice
-		}
+	} else {
+		irqInterrupt(pin)
+	}
+	if timerDirty {
+		reschedule(f) // let the woken thread run now rather than at the next slice
 	}
 }
 

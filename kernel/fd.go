@@ -1,5 +1,7 @@
 package kernel
 
+import "github.com/molt-os/molt/drivers/ioapic"
+
 // File descriptors. The Go runtime needs exactly three kinds: the console
 // (0, 1, 2), eventfd (netpollBreak) and epoll (netpoll, which also drives
 // every timer). Device interrupt descriptors for drivers will join them.
@@ -13,6 +15,7 @@ const (
 	fdConsole
 	fdEpoll
 	fdEvent
+	fdIRQ
 )
 
 // epoll_event as the amd64 ABI packs it: uint32 events, uint64 data.
@@ -32,7 +35,8 @@ type fdesc struct {
 	ready      bool   // an edge not yet reported to epoll
 	events     uint32 // requested epoll events
 	data       uint64 // epoll user data, stored verbatim (Go puts a pointer there)
-	count      uint64 // eventfd counter
+	count      uint64 // eventfd counter; interrupts since the last read
+	pin        int32  // fdIRQ: IOAPIC pin
 }
 
 var fds [maxFDs]fdesc
@@ -68,6 +72,9 @@ func fdClose(fd uintptr) uint64 {
 	d := fdGet(fd)
 	if d == nil {
 		return errno(eBADF)
+	}
+	if d.kind == fdIRQ {
+		irqClose(d)
 	}
 	if d.kind != fdConsole {
 		*d = fdesc{}
@@ -105,7 +112,7 @@ func fdRead(f *Frame, fd, buf, n uintptr) (r uint64, blocked bool) {
 	switch d.kind {
 	case fdConsole:
 		return consoleRead(f, buf, n)
-	case fdEvent:
+	case fdEvent, fdIRQ:
 		if n < 8 {
 			return errno(eINVAL), false
 		}
@@ -136,6 +143,9 @@ func fdWrite(fd, buf, n uintptr) uint64 {
 		d.count += *u64(buf)
 		fdSignal(d)
 		return 8
+	case fdIRQ:
+		ioapic0.Unmask(int(d.pin)) // the driver has serviced the device
+		return uint64(n)
 	}
 	return errno(eINVAL)
 }
@@ -301,4 +311,57 @@ func consoleInterrupt() {
 			return
 		}
 	}
+}
+
+// Interrupt descriptors: a driver running as ordinary Go code opens one
+// per IOAPIC pin (kernel.OpenIRQ). The pin is routed level-triggered and
+// active-high (virtio-mmio on microvm). When it fires, the interrupt
+// handler masks it, counts it and makes the descriptor readable; the driver
+// reads the count (through Go's netpoller, so no thread waits), services
+// the device, and writes to the descriptor to unmask the pin.
+
+const maxPins = 24
+
+var irqFD [maxPins]int32 // descriptor per pin, 0: none
+
+//go:nosplit
+func irqOpen(pin uintptr) uint64 {
+	if pin >= maxPins || int(pin) == com1.IRQ {
+		return errno(eINVAL)
+	}
+	if irqFD[pin] != 0 {
+		return errno(eEXIST)
+	}
+	r := fdAlloc(fdIRQ)
+	if int64(r) < 0 {
+		return r
+	}
+	fds[r].pin = int32(pin)
+	irqFD[pin] = int32(r)
+	interruptSources++
+	ioapic0.Route(int(pin), uint8(vecIOAPIC0+pin), lapicDev.ID(), ioapic.REDIR_LEVEL)
+	ioapic0.Unmask(int(pin))
+	return r
+}
+
+//go:nosplit
+func irqClose(d *fdesc) {
+	ioapic0.Mask(int(d.pin))
+	irqFD[d.pin] = 0
+	interruptSources--
+}
+
+// irqInterrupt runs in interrupt context for a pin without a kernel
+// driver of its own.
+//
+//go:nosplit
+func irqInterrupt(pin int) {
+	if pin < 0 || pin >= maxPins || irqFD[pin] == 0 {
+		ioapic0.Mask(pin) // nobody listens: keep a stuck line quiet
+		return
+	}
+	ioapic0.Mask(pin)
+	d := &fds[irqFD[pin]]
+	d.count++
+	fdSignal(d)
 }

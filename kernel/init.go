@@ -37,9 +37,10 @@ func Banner() string {
 		fmt.Fprintf(&b, "molt:   %#010x-%#010x %8d KiB %s\n", r.Addr, r.Addr+r.Size, r.Size>>10, regionType(r.Type))
 	}
 	ms := readMemStats()
-	fmt.Fprintf(&b, "molt: image %#x-%#x (%.1f MiB), handoff region %#x-%#x, frame pool %#x-%#x (%d MiB)\n",
+	fmt.Fprintf(&b, "molt: image %#x-%#x (%.1f MiB), handoff %#x-%#x, DMA %#x-%#x, frame pool %#x-%#x (%d MiB)\n",
 		layout.ImageBase, imageEnd, float64(ms.ImageBytes)/(1<<20),
 		layout.HandoffBase, layout.HandoffBase+layout.HandoffSize,
+		layout.DMABase, layout.DMABase+layout.DMASize,
 		frames.base, frames.end, ms.FramePool>>20)
 	fmt.Fprintf(&b, "molt: cpu %s\n", CPUDescription())
 	fmt.Fprintf(&b, "molt: clock %s\n", ClockDescription())

@@ -159,6 +159,8 @@ func dosyscall(f *Frame) {
 		r = errno(eNOSYS)
 	case sysGetrandom:
 		r = getrandom(a0, a1)
+	case sysMoltIRQOpen:
+		r = irqOpen(a0)
 	default:
 		reportUnknown(no)
 		r = errno(eNOSYS)

@@ -45,6 +45,9 @@ const (
 	sysEpollCreate1     = 291
 	sysPrlimit64        = 302
 	sysGetrandom        = 318
+
+	// molt's own calls, for drivers written as ordinary Go code.
+	sysMoltIRQOpen = 1000 // (pin) -> fd: interrupt descriptor, see fd.go
 )
 
 // Support says how completely molt implements a syscall.
@@ -134,4 +137,5 @@ var Syscalls = []SyscallInfo{
 	{sysEpollCreate1, "epoll_create1", Supported, "", ""},
 	{sysPrlimit64, "prlimit64", Refused, "ENOSYS", "the syscall package ignores the error"},
 	{sysGetrandom, "getrandom", Supported, "", "RDRAND/RDSEED after a CPUID check"},
+	{sysMoltIRQOpen, "molt_irq_open", Supported, "", "molt only: an interrupt descriptor for an IOAPIC pin (kernel.OpenIRQ)"},
 }

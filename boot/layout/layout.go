@@ -24,7 +24,8 @@
 //	0x001f_f000  kernel image: ELF header page, then text at ImageText
 //	   ...       image end (text, data, BSS) must stay below ImageLimit
 //	0x0600_0000  handoff region (HandoffSize)
-//	0x0700_0000  physical frame pool up to the end of RAM below 4 GiB
+//	0x0700_0000  DMA region for device drivers (DMASize)
+//	0x0800_0000  physical frame pool up to the end of RAM below 4 GiB
 //
 // Virtual addresses at or above 4 GiB belong to the Go runtime's mappings
 // (mmap), backed on demand by frames from the pool.
@@ -79,9 +80,16 @@ const (
 	HandoffBase = 0x6000000
 	HandoffSize = 0x1000000 // 16 MiB
 
+	// DMABase and DMASize place the physically contiguous, identity-mapped
+	// memory that device drivers hand to devices (virtqueues, packet
+	// buffers). Devices never DMA anywhere else, in particular not into the
+	// handoff region.
+	DMABase = 0x7000000
+	DMASize = 0x1000000 // 16 MiB
+
 	// FramePoolBase is the first physical address the frame allocator may
 	// use; it ends at the top of usable RAM below 4 GiB.
-	FramePoolBase = 0x7000000
+	FramePoolBase = 0x8000000
 
 	// MinRAM is the least guest RAM molt boots with: the fixed layout plus a
 	// frame pool large enough for the Go runtime.

@@ -58,15 +58,12 @@ func (a *IOAPIC) MaskAll() {
 }
 
 // Route sends pin to vector on the CPU with APIC ID dest, masked until
-// Unmask. level selects level-triggered, active-low delivery (PCI style);
-// otherwise edge-triggered, active-high (ISA style).
+// Unmask. mode is 0 (edge-triggered, active-high: ISA style) or a
+// combination of REDIR_LEVEL and REDIR_LOW.
 //
 //go:nosplit
-func (a *IOAPIC) Route(pin int, vector uint8, dest uint32, level bool) {
-	lo := uint32(vector) | REDIR_MASKED
-	if level {
-		lo |= REDIR_LEVEL | REDIR_LOW
-	}
+func (a *IOAPIC) Route(pin int, vector uint8, dest uint32, mode uint32) {
+	lo := uint32(vector) | REDIR_MASKED | mode&(REDIR_LEVEL|REDIR_LOW)
 	a.write(IOREDTBL+2*uint32(pin)+1, dest<<24)
 	a.write(IOREDTBL+2*uint32(pin), lo)
 }

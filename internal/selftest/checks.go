@@ -6,6 +6,8 @@ package selftest
 func All() []Check {
 	return []Check{
 		{Name: "kernel_info", Run: checkKernelInfo, VMOnly: true},
+		{Name: "irq_fd", Run: checkIRQ, VMOnly: true},
+		{Name: "dma_region", Run: checkDMA, VMOnly: true},
 		{Name: "smoke", Run: checkSmoke},
 		{Name: "goroutines", Run: checkGoroutines},
 		{Name: "sync", Run: checkSync},
