@@ -172,8 +172,9 @@ func (c *conn) setReadDeadline(d time.Duration) {
 	}
 }
 
-// prepareRead makes n bytes readable from br, flushing replies and arming the read
-// timeout first if that needs the network.
+// prepareRead readies a read of n bytes from br: if they are not all
+// buffered, the read will wait on the network, so pending replies are
+// flushed first and the read timeout is armed.
 func (c *conn) prepareRead(n int) error {
 	if c.br.Buffered() >= n {
 		return nil
