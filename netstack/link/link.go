@@ -65,9 +65,6 @@ type Device interface {
 	SetReceiver(fn func(frame []byte))
 }
 
-// ErrLinkDown is returned for frames sent while the device has no carrier.
-var ErrLinkDown = errors.New("link: device link is down")
-
 // headerLen is the size of an Ethernet II header: two MACs and the EtherType.
 const headerLen = header.EthernetMinimumSize
 
