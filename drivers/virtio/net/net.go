@@ -179,8 +179,11 @@ type Device struct {
 	// +checklocks:txMu
 	txFree []uint16 // free slots
 
+	// mac is set once by New's initialisation (Reinit refuses another
+	// MAC) and read without a lock, so that a receiver, which runs with
+	// rxMu held, may ask for it (the link endpoint does for every frame).
+	mac atomic.Uint64
 	// Written by init with rxMu and txMu held; read with either.
-	mac       [6]byte
 	hdrLen    int
 	hasStatus bool
 
@@ -266,9 +269,9 @@ func (d *Device) initLocked(again bool) error {
 	case d.cfg.MAC != [6]byte{} && mac != d.cfg.MAC:
 		t.Fail()
 		return fmt.Errorf("%w: device has %s, expected %s", ErrMACMismatch, formatMAC(mac), formatMAC(d.cfg.MAC))
-	case again && mac != d.mac:
+	case again && mac != d.MAC():
 		t.Fail()
-		return fmt.Errorf("%w: device has %s, had %s before the reset", ErrMACMismatch, formatMAC(mac), formatMAC(d.mac))
+		return fmt.Errorf("%w: device has %s, had %s before the reset", ErrMACMismatch, formatMAC(mac), formatMAC(d.MAC()))
 	}
 
 	if err := d.setupQueuesLocked(); err != nil {
@@ -276,7 +279,7 @@ func (d *Device) initLocked(again bool) error {
 		d.releaseLocked()
 		return fmt.Errorf("virtio-net: %w", err)
 	}
-	d.mac = mac
+	d.mac.Store(macBits(mac))
 	d.hasStatus = hasStatus
 	d.hdrLen = hdrLenModern
 	if t.Legacy() {
@@ -428,9 +431,20 @@ func (d *Device) postRxLocked(slot uint16) {
 
 // MAC returns the device's MAC address.
 func (d *Device) MAC() [6]byte {
-	d.rxMu.Lock()
-	defer d.rxMu.Unlock()
-	return d.mac
+	v := d.mac.Load()
+	var m [6]byte
+	for i := range m {
+		m[i] = byte(v >> (8 * i))
+	}
+	return m
+}
+
+func macBits(m [6]byte) uint64 {
+	var v uint64
+	for i, b := range m {
+		v |= uint64(b) << (8 * i)
+	}
+	return v
 }
 
 // MTU returns the largest IP packet the device carries (the constant MTU:
