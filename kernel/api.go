@@ -1,6 +1,9 @@
 package kernel
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // This file is the kernel's API for images and services: Go code that runs
 // after the runtime has started. Every function here also works on a host
@@ -35,6 +38,16 @@ func BuildID() string {
 		b[2*i+1] = hexdigits[v&15]
 	}
 	return string(b)
+}
+
+// Cmdline returns the kernel command line the boot loader passed (with the
+// words QEMU microvm appends, such as virtio_mmio.device=...). On a host it
+// returns "".
+func Cmdline() string {
+	if !booted {
+		return ""
+	}
+	return strings.Clone(bootInfo.Cmdline())
 }
 
 // MemStats describes physical memory as the kernel sees it.

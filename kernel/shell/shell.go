@@ -41,6 +41,16 @@ func init() {
 	}
 }
 
+// Register adds a command (for the services an image runs, such as the
+// network's "net"). It must be called before Run; a name that is taken
+// panics, since that is a wiring mistake in the image.
+func Register(name, help string, run func(w io.Writer, args []string)) {
+	if _, dup := commands[name]; dup {
+		panic("shell: command " + name + " registered twice")
+	}
+	commands[name] = command{help, func(w io.Writer, args []string) bool { run(w, args); return true }}
+}
+
 // Run reads commands from r until poweroff or end of input.
 func Run(r io.Reader, w io.Writer) {
 	in := bufio.NewScanner(r)

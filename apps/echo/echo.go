@@ -1,0 +1,314 @@
+// Package echo is molt's echo service (RFC 862 style, on any port): every
+// byte a TCP client sends comes back on the same connection, and every UDP
+// datagram goes back to its sender. Integrity tests stream checksummed data
+// through it, so it must never lose, reorder or duplicate a byte, and one
+// slow client must never hold up another.
+//
+// Synopsis:
+//
+//	srv := echo.NewServer(echo.Config{})
+//	go srv.ServeTCP(listener)     // any net.Listener (gonet in the kernel)
+//	go srv.ServeUDP(packetConn)   // any net.PacketConn
+//	...
+//	srv.Shutdown(ctx)             // stop accepting; close once connections end or ctx expires
+//
+// Each TCP connection gets one goroutine and one buffer: it reads, then
+// writes everything it read before reading again, so flow control reaches
+// the client through TCP's own window when the client does not read its
+// echo. An idle connection (no byte either way for Config.IdleTimeout) is
+// closed; a client that stops reading while the server still has bytes to
+// give back is closed after Config.WriteTimeout.
+package echo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultBufferSize   = 32 << 10
+	DefaultIdleTimeout  = 5 * time.Minute
+	DefaultWriteTimeout = 30 * time.Second
+	DefaultMaxConns     = 4096
+	// MaxDatagram is the largest UDP datagram echoed whole; longer ones are
+	// truncated by the socket and counted in Stats.UDPTruncated.
+	MaxDatagram = 65535
+)
+
+// ErrServerClosed is returned by ServeTCP and ServeUDP after Shutdown.
+var ErrServerClosed = errors.New("echo: server closed")
+
+// Config configures a Server. Zero fields take the defaults above; a
+// negative timeout disables it.
+type Config struct {
+	BufferSize   int           // per-connection buffer
+	IdleTimeout  time.Duration // close a TCP connection idle this long
+	WriteTimeout time.Duration // bound on writing back one buffer
+	MaxConns     int           // concurrent TCP connections; past it new ones are closed at once
+	// Logf, if set, receives one line per unusual event. It must be safe
+	// for concurrent use.
+	Logf func(format string, args ...any)
+}
+
+// Stats are the service's counters.
+type Stats struct {
+	Accepted     uint64 // TCP connections accepted
+	Rejected     uint64 // TCP connections closed at once (MaxConns)
+	Open         int64  // TCP connections open now
+	TCPBytes     uint64 // bytes echoed over TCP
+	Datagrams    uint64 // UDP datagrams echoed
+	UDPBytes     uint64 // bytes echoed over UDP
+	UDPTruncated uint64 // datagrams longer than MaxDatagram
+	Errors       uint64 // connections that ended with an error other than EOF, idle timeout or Shutdown
+}
+
+// Server is an echo service. It may serve any number of listeners and
+// packet connections at once; it is safe for concurrent use.
+type Server struct {
+	cfg Config
+
+	accepted, rejected, tcpBytes  atomic.Uint64
+	datagrams, udpBytes, udpTrunc atomic.Uint64
+	errs                          atomic.Uint64
+	open                          atomic.Int64
+
+	mu sync.Mutex
+	// +checklocks:mu
+	closed bool
+	// +checklocks:mu
+	listeners map[net.Listener]struct{}
+	// +checklocks:mu
+	packetConns map[net.PacketConn]struct{}
+	// +checklocks:mu
+	conns map[net.Conn]struct{}
+
+	wg sync.WaitGroup // connection goroutines
+}
+
+// NewServer returns a server with cfg's zero fields set to the defaults.
+func NewServer(cfg Config) *Server {
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = DefaultBufferSize
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	for _, d := range []struct {
+		p   *time.Duration
+		def time.Duration
+	}{{&cfg.IdleTimeout, DefaultIdleTimeout}, {&cfg.WriteTimeout, DefaultWriteTimeout}} {
+		switch {
+		case *d.p == 0:
+			*d.p = d.def
+		case *d.p < 0:
+			*d.p = 0
+		}
+	}
+	return &Server{
+		cfg:         cfg,
+		listeners:   map[net.Listener]struct{}{},
+		packetConns: map[net.PacketConn]struct{}{},
+		conns:       map[net.Conn]struct{}{},
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Accepted: s.accepted.Load(), Rejected: s.rejected.Load(), Open: s.open.Load(),
+		TCPBytes: s.tcpBytes.Load(), Datagrams: s.datagrams.Load(), UDPBytes: s.udpBytes.Load(),
+		UDPTruncated: s.udpTrunc.Load(), Errors: s.errs.Load(),
+	}
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// ServeTCP accepts connections on l and echoes each until it ends. It
+// returns ErrServerClosed after Shutdown, or the listener's error.
+func (s *Server) ServeTCP(l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("echo: accept on %v: %w", l.Addr(), err)
+		}
+		if !s.track(c) {
+			continue
+		}
+		s.accepted.Add(1)
+		go s.serveConn(c)
+	}
+}
+
+// track registers c, or closes it when the server is closed or full.
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || len(s.conns) >= s.cfg.MaxConns {
+		c.Close()
+		if !s.closed {
+			s.rejected.Add(1)
+			s.logf("echo: %v: too many connections (%d), closed", c.RemoteAddr(), s.cfg.MaxConns)
+		}
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.open.Add(1)
+	s.wg.Add(1)
+	return true
+}
+
+func (s *Server) serveConn(c net.Conn) {
+	defer s.wg.Done()
+	defer func() {
+		c.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.open.Add(-1)
+	}()
+	buf := make([]byte, s.cfg.BufferSize)
+	for {
+		if s.cfg.IdleTimeout > 0 {
+			c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		}
+		n, rerr := c.Read(buf)
+		if n > 0 {
+			if s.cfg.WriteTimeout > 0 {
+				c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+			}
+			w, werr := c.Write(buf[:n])
+			s.tcpBytes.Add(uint64(w))
+			if werr != nil {
+				s.endWith(c, werr)
+				return
+			}
+		}
+		if rerr != nil {
+			s.endWith(c, rerr)
+			return
+		}
+	}
+}
+
+// endWith counts how a connection ended. EOF (the client closed) is the
+// normal end; after the read side ends the echo is complete, so the
+// connection is closed in full.
+func (s *Server) endWith(c net.Conn, err error) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, net.ErrClosed) && s.isClosed():
+	case errors.Is(err, io.EOF):
+	case errors.As(err, &ne) && ne.Timeout():
+		s.logf("echo: %v: timed out, closed", c.RemoteAddr())
+	default:
+		s.errs.Add(1)
+		s.logf("echo: %v: %v", c.RemoteAddr(), err)
+	}
+}
+
+// ServeUDP echoes every datagram that arrives on pc to its sender until
+// Shutdown or a read error.
+func (s *Server) ServeUDP(pc net.PacketConn) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.packetConns[pc] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.packetConns, pc)
+		s.mu.Unlock()
+	}()
+	// One byte more than the largest datagram tells a truncated one apart.
+	buf := make([]byte, MaxDatagram+1)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			if s.isClosed() {
+				return ErrServerClosed
+			}
+			return fmt.Errorf("echo: read on %v: %w", pc.LocalAddr(), err)
+		}
+		if n > MaxDatagram {
+			s.udpTrunc.Add(1)
+			n = MaxDatagram
+		}
+		if _, err := pc.WriteTo(buf[:n], from); err != nil {
+			// A datagram that cannot be sent (no route, buffer full) is
+			// lost the way UDP loses it; the socket keeps serving.
+			s.errs.Add(1)
+			s.logf("echo: udp reply to %v: %v", from, err)
+			continue
+		}
+		s.datagrams.Add(1)
+		s.udpBytes.Add(uint64(n))
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Shutdown stops the server: listeners and packet connections are closed at
+// once, open TCP connections go on until their clients close them or ctx
+// expires, when they are closed. It returns ctx's error in that case.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closed = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for pc := range s.packetConns {
+		pc.Close()
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
