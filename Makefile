@@ -25,8 +25,10 @@ debug: deps image
 # Go distribution's conformance programs booted on molt.
 test: deps vet unit lint-wb selftest conformance
 
-unit:
-	$(GO) test -race -count=1 $(HOSTPKGS)
+# MOLT_REQUIRE_TOOLS=1: a test whose real peer (memcapable, memcslap,
+# ping) is missing fails instead of skipping; `make deps` installs them.
+unit: deps
+	MOLT_REQUIRE_TOOLS=1 $(GO) test -race -count=1 $(HOSTPKGS)
 
 vet:
 	$(GO) vet -unsafeptr=false -framepointer=false ./...
@@ -56,12 +58,17 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./boot/pvh
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./updater/handoff
 
-# deps installs QEMU through apt-get when qemu-system-x86_64 is missing.
+# deps installs what the tests run as real peers, through apt-get, when a
+# command is missing: QEMU, libmemcached-tools (memcapable, memcslap) and
+# iputils-ping.
+DEPS := qemu-system-x86_64:qemu-system-x86 memccapable:libmemcached-tools memcslap:libmemcached-tools ping:iputils-ping
 deps:
-	@command -v qemu-system-x86_64 >/dev/null 2>&1 || { \
-		echo "installing qemu-system-x86 (apt-get)"; \
+	@missing=$$(for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || echo $${d#*:}; done | sort -u); \
+	if [ -n "$$missing" ]; then \
+		echo "installing" $$missing "(apt-get)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq qemu-system-x86 >/dev/null; }
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 clean:
 	rm -rf build

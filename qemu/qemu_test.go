@@ -105,6 +105,10 @@ func TestArgs(t *testing.T) {
 			base + " -device virtio-rng-device -device virtio-net-device,netdev=n0 -kernel k.elf -accel tcg"},
 		{"extra", []Option{Extra("-netdev", "user,id=n0"), Extra("-d", "int")},
 			base + " -kernel k.elf -accel tcg -netdev user,id=n0 -d int"},
+		{"usernet", []Option{UserNet("52:54:00:00:00:01", Forward{Proto: "tcp", HostPort: 1, GuestPort: 2}, Forward{Proto: "udp", HostAddr: "::1", HostPort: 3, GuestPort: 4})},
+			base + " -device virtio-net-device,netdev=user0,mac=52:54:00:00:00:01 -kernel k.elf -accel tcg -netdev user,id=user0,hostfwd=tcp:127.0.0.1:1-:2,hostfwd=udp:[::1]:3-:4"},
+		{"tap", []Option{TAP("mtap0", "52:54:00:00:00:02")},
+			base + " -device virtio-net-device,netdev=tap-mtap0,mac=52:54:00:00:00:02 -kernel k.elf -accel tcg -netdev tap,id=tap-mtap0,ifname=mtap0,script=no,downscript=no"},
 		{"all", []Option{GDB(":1"), Extra("-s"), Append("x"), Device("d")},
 			base + " -device d -kernel k.elf -append x -accel tcg -gdb tcp::1 -S -s"},
 	}

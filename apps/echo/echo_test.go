@@ -3,15 +3,14 @@ package echo
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/molt-os/molt/internal/streamcheck"
 )
 
 // The tests use package net on loopback: the host's TCP stack is the peer.
@@ -45,46 +44,6 @@ func serve(t *testing.T, cfg Config) (*Server, string, string) {
 	return srv, ln.Addr().String(), pc.LocalAddr().String()
 }
 
-// stream writes size pseudo-random bytes in pieces of random length while
-// reading the echo, and compares SHA-256 of both directions.
-func stream(c net.Conn, size int, seed uint64) error {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	sent := sha256.New()
-	werr := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 8192)
-		for left := size; left > 0; {
-			n := 1 + r.IntN(len(buf))
-			n = min(n, left)
-			for i := range n {
-				buf[i] = byte(r.Uint32())
-			}
-			sent.Write(buf[:n])
-			if _, err := c.Write(buf[:n]); err != nil {
-				werr <- err
-				return
-			}
-			left -= n
-		}
-		werr <- c.(*net.TCPConn).CloseWrite()
-	}()
-	got := sha256.New()
-	n, err := io.Copy(got, c)
-	if err != nil {
-		return err
-	}
-	if err := <-werr; err != nil {
-		return err
-	}
-	if n != int64(size) {
-		return fmt.Errorf("echo returned %d bytes, want %d", n, size)
-	}
-	if !bytes.Equal(sent.Sum(nil), got.Sum(nil)) {
-		return errors.New("echoed bytes differ from the sent ones")
-	}
-	return nil
-}
-
 func TestTCPStreamIntact(t *testing.T) {
 	srv, addr, _ := serve(t, Config{BufferSize: 1000})
 	c, err := net.Dial("tcp", addr)
@@ -93,7 +52,7 @@ func TestTCPStreamIntact(t *testing.T) {
 	}
 	defer c.Close()
 	const size = 8 << 20
-	if err := stream(c, size, 1); err != nil {
+	if err := streamcheck.Echo(c, size, 1); err != nil {
 		t.Fatal(err)
 	}
 	if s := srv.Stats(); s.TCPBytes != size || s.Accepted != 1 || s.Errors != 0 {
@@ -116,7 +75,7 @@ func TestTCPConcurrent(t *testing.T) {
 				return
 			}
 			defer c.Close()
-			errs <- stream(c, size, uint64(i))
+			errs <- streamcheck.Echo(c, size, uint64(i))
 		}()
 	}
 	wg.Wait()

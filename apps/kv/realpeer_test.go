@@ -3,15 +3,16 @@ package kv
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/molt-os/molt/internal/memcapable"
+	"github.com/molt-os/molt/internal/testtool"
 )
 
 // The real-peer tests run Debian's libmemcached-tools against the server:
@@ -26,23 +27,6 @@ import (
 // It must stay empty unless a test is genuinely impossible to pass; keep it
 // in sync with docs/kv.md.
 var memcapableExempt = map[string]string{}
-
-// findTool returns the path of the first of names on $PATH, or skips (or
-// fails, under MOLT_REQUIRE_TOOLS=1) the test.
-func findTool(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	msg := "none of " + strings.Join(names, ", ") + " found on $PATH; install them with `apt-get install -y libmemcached-tools` (Debian/Ubuntu)"
-	if os.Getenv("MOLT_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("%s (MOLT_REQUIRE_TOOLS=1)", msg)
-	}
-	t.Skip(msg)
-	return ""
-}
 
 func hostPort(t *testing.T, addr string) (string, string) {
 	t.Helper()
@@ -70,20 +54,8 @@ func runTool(t *testing.T, timeout time.Duration, path string, args ...string) (
 	return o.String(), e.String(), err
 }
 
-// memcapableASCIITests is every ASCII test of memcapable in
-// libmemcached-awesome 1.1.4 (Debian 12), in order.
-var memcapableASCIITests = []string{
-	"ascii version", "ascii quit", "ascii verbosity", "ascii set", "ascii set noreply",
-	"ascii get", "ascii gets", "ascii mget", "ascii flush", "ascii flush noreply",
-	"ascii add", "ascii add noreply", "ascii replace", "ascii replace noreply",
-	"ascii cas", "ascii cas noreply", "ascii delete", "ascii delete noreply",
-	"ascii incr", "ascii incr noreply", "ascii decr", "ascii decr noreply",
-	"ascii append", "ascii append noreply", "ascii prepend", "ascii prepend noreply",
-	"ascii stat",
-}
-
 func TestMemcapable(t *testing.T) {
-	tool := findTool(t, "memcapable", "memccapable")
+	tool := testtool.Find(t, "libmemcached-tools", "memcapable", "memccapable")
 	st := newTestStore(t, Config{})
 	_, addr := startServer(t, st, ServerConfig{})
 	host, port := hostPort(t, addr)
@@ -95,43 +67,11 @@ func TestMemcapable(t *testing.T) {
 		t.Logf("memcapable stderr:\n%s", stderr)
 	}
 
-	// memcapable prints each test's name padded to 40 columns on stdout,
-	// runs it, then prints "[pass]" or "[skip]" on stdout, or "[FAIL]" on
-	// stderr (with -v, the failed assertions come first, on stdout).
-	results := map[string]string{}
-	for _, name := range memcapableASCIITests {
-		field := fmt.Sprintf("%-40s", name)
-		i := strings.Index(stdout, field)
-		switch {
-		case i < 0:
-			continue
-		case strings.HasPrefix(stdout[i+len(field):], "[pass]"):
-			results[name] = "pass"
-		case strings.HasPrefix(stdout[i+len(field):], "[skip]"):
-			results[name] = "skip"
-		default:
-			results[name] = "FAIL"
-		}
-	}
-	for _, name := range memcapableASCIITests {
-		got, ok := results[name]
-		reason, exempt := memcapableExempt[name]
-		switch {
-		case !ok:
-			t.Errorf("memcapable: %q did not run", name)
-		case got == "pass" && exempt:
-			t.Errorf("memcapable: %q passes but is listed as exempt (%s); remove it from memcapableExempt and docs/kv.md", name, reason)
-		case got != "pass" && exempt:
-			t.Logf("memcapable: %q: %s (exempt: %s)", name, got, reason)
-		case got != "pass":
-			t.Errorf("memcapable: %q = %s; want pass", name, got)
-		}
+	for _, p := range memcapable.Problems(stdout, memcapableExempt) {
+		t.Errorf("memcapable: %s", p)
 	}
 	if err != nil && !t.Failed() {
 		t.Errorf("memcapable exited with %v; want success", err)
-	}
-	if !t.Failed() && !strings.Contains(stdout, "All tests passed") && len(memcapableExempt) == 0 {
-		t.Errorf("memcapable did not print \"All tests passed\"")
 	}
 }
 
@@ -140,7 +80,7 @@ func TestMemcapable(t *testing.T) {
 var memslapKeys = regexp.MustCompile(`Time to (set|get|mget)\s+(\d+) keys by\s+(\d+) threads`)
 
 func TestMemcslap(t *testing.T) {
-	tool := findTool(t, "memcslap", "memslap")
+	tool := testtool.Find(t, "libmemcached-tools", "memcslap", "memslap")
 	st := newTestStore(t, Config{})
 	_, addr := startServer(t, st, ServerConfig{})
 	const (

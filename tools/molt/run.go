@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/molt-os/molt/boot/image"
@@ -24,7 +25,8 @@ var stdin = os.Stdin
 //
 // Synopsis:
 //
-//	molt run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw] [image]
+//	molt run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw]
+//	         [-net user|none] [-kv-port N] [-echo-port N] [image]
 //
 // The image (default build/molt.elf) must be post-linked (Verify). The
 // QEMU command line and the accelerator go to stderr, the console to stdout;
@@ -32,19 +34,33 @@ var stdin = os.Stdin
 // exit 0 or a poweroff is success; any other end (program exit N, CPU fault,
 // kernel panic, timeout) is an error.
 //
+// Network: with -net user (the default) the guest gets a virtio-net card on
+// QEMU's user networking (DHCP gives it 10.0.2.15) and the host forwards
+// 127.0.0.1:KV-PORT to the kv service (guest port 11211) and
+// 127.0.0.1:ECHO-PORT, TCP and UDP, to echo (guest port 7007); a port of 0
+// leaves that forward out. The forwards are printed before the boot.
+//
 // Terminal: by default the terminal stays in line mode, because the
 // kernel's console has no line discipline (the shell reads "\n"-terminated
 // lines and does not echo), so the host terminal edits, echoes and sends
 // lines. -raw switches a terminal to raw mode, for guests that do their own
 // echo and editing. Input that is not a terminal is passed on as it is.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw] [image]", stderr)
+	fs := newFlags("run", "run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw] [-net user|none] [-kv-port N] [-echo-port N] [image]", stderr)
 	mem := fs.Int("m", qemu.DefaultMemory, "guest RAM in MiB")
 	accel := fs.String("accel", qemu.DefaultAccel, "accelerator: auto (KVM if a probe boot passes, else TCG), kvm or tcg; $MOLT_ACCEL replaces auto")
 	cmdline := fs.String("append", "", "kernel command line")
 	timeout := fs.Duration("timeout", 0, "stop the VM after this long (0: no limit)")
 	raw := fs.Bool("raw", false, "put a terminal on stdin in raw mode (the guest echoes and edits lines)")
+	netMode := fs.String("net", "user", "network: user (QEMU user networking with host forwards) or none")
+	kvPort := fs.Int("kv-port", guestKVPort, "host port on 127.0.0.1 forwarded to the kv service (0: none)")
+	echoPort := fs.Int("echo-port", guestEchoPort, "host port on 127.0.0.1 forwarded to the echo service, TCP and UDP (0: none)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	netOpts, err := userNet(*netMode, *kvPort, *echoPort, stderr)
+	if err != nil {
+		fs.Usage()
 		return err
 	}
 	switch *accel {
@@ -65,8 +81,45 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return boot(ctx, img, rep, *raw, stdout, stderr,
-		qemu.Memory(*mem), qemu.Accel(*accel), qemu.Append(*cmdline), qemu.Timeout(*timeout))
+	return boot(ctx, img, rep, *raw, stdout, stderr, append(netOpts,
+		qemu.Memory(*mem), qemu.Accel(*accel), qemu.Append(*cmdline), qemu.Timeout(*timeout))...)
+}
+
+// The default image's service ports (cmd/kernel).
+const (
+	guestKVPort   = 11211
+	guestEchoPort = 7007
+	// guestMAC is the MAC run gives the guest's card (QEMU's default one,
+	// stated so that it is the same on every run).
+	guestMAC = "52:54:00:12:34:56"
+)
+
+// userNet returns the QEMU options for -net and prints the forwards.
+func userNet(mode string, kvPort, echoPort int, stderr io.Writer) ([]qemu.Option, error) {
+	switch mode {
+	case "none":
+		return nil, nil
+	case "user":
+	default:
+		return nil, fmt.Errorf("%w: -net %q: want user or none", errUsage, mode)
+	}
+	var fwds []qemu.Forward
+	for _, p := range []struct {
+		name, protos string
+		host, guest  int
+	}{{"kv", "tcp", kvPort, guestKVPort}, {"echo", "tcp udp", echoPort, guestEchoPort}} {
+		if p.host < 0 || p.host > 65535 {
+			return nil, fmt.Errorf("%w: -%s-port %d out of range 0..65535", errUsage, p.name, p.host)
+		}
+		if p.host == 0 {
+			continue
+		}
+		for _, proto := range strings.Fields(p.protos) {
+			fwds = append(fwds, qemu.Forward{Proto: proto, HostPort: p.host, GuestPort: p.guest})
+		}
+		fmt.Fprintf(stderr, "molt: %s: %s 127.0.0.1:%d -> guest :%d\n", p.name, strings.ReplaceAll(p.protos, " ", "+"), p.host, p.guest)
+	}
+	return []qemu.Option{qemu.UserNet(guestMAC, fwds...)}, nil
 }
 
 // imageArg returns the image argument of run or debug and checks -m.

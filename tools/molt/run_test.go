@@ -37,6 +37,9 @@ func TestFlagErrors(t *testing.T) {
 		{"run bad timeout", "run", []string{"-timeout", "soon"}, "soon"},
 		{"run negative timeout", "run", []string{"-timeout", "-1s"}, "negative"},
 		{"run two images", "run", []string{"a.elf", "b.elf"}, "at most one image"},
+		{"run bad net", "run", []string{"-net", "tap"}, `-net "tap"`},
+		{"run bad kv port", "run", []string{"-kv-port", "70000"}, "-kv-port 70000 out of range"},
+		{"run negative echo port", "run", []string{"-echo-port", "-1"}, "-echo-port -1 out of range"},
 		{"debug unknown flag", "debug", []string{"-accel", "kvm"}, "-accel"},
 		{"debug two images", "debug", []string{"a.elf", "b.elf"}, "at most one image"},
 	}
@@ -162,7 +165,7 @@ func TestRunExitStatus(t *testing.T) {
 	for _, tt := range tests {
 		argsFile := fakeQEMU(t, tt.status)
 		var stdout, stderr bytes.Buffer
-		err := run(t.Context(), []string{"run", "-m", "256", "-append", "a=1 b", "-timeout", "1m", img}, &stdout, &stderr)
+		err := run(t.Context(), []string{"run", "-m", "256", "-append", "a=1 b", "-timeout", "1m", "-echo-port", "17007", img}, &stdout, &stderr)
 		switch {
 		case tt.errs == "" && err != nil:
 			t.Errorf("status %d: error %v; want success", tt.status, err)
@@ -173,12 +176,15 @@ func TestRunExitStatus(t *testing.T) {
 			t.Errorf("status %d: stdout = %q; want the console", tt.status, stdout.String())
 		}
 		args := readArgs(t, argsFile)
-		for _, want := range []string{"-m 256", "-kernel " + img, "-append a=1 b", "-accel tcg"} {
+		for _, want := range []string{"-m 256", "-kernel " + img, "-append a=1 b", "-accel tcg",
+			"-device virtio-net-device,netdev=user0,mac=52:54:00:12:34:56",
+			"-netdev user,id=user0,hostfwd=tcp:127.0.0.1:11211-:11211,hostfwd=tcp:127.0.0.1:17007-:7007,hostfwd=udp:127.0.0.1:17007-:7007"} {
 			if !strings.Contains(args, want) {
 				t.Errorf("QEMU arguments %q lack %q", args, want)
 			}
 		}
-		for _, want := range []string{"molt: accel tcg (MOLT_ACCEL=tcg)", "molt: " + os.Getenv("MOLT_QEMU") + " -M microvm"} {
+		for _, want := range []string{"molt: accel tcg (MOLT_ACCEL=tcg)", "molt: " + os.Getenv("MOLT_QEMU") + " -M microvm",
+			"molt: kv: tcp 127.0.0.1:11211 -> guest :11211", "molt: echo: tcp+udp 127.0.0.1:17007 -> guest :7007"} {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), want)
 			}
@@ -271,7 +277,9 @@ func TestRunQEMU(t *testing.T) {
 	} {
 		img := imagetest.Build(t, imagetest.Kernel{Banner: "hi\n", Exit: tc.exit})
 		var stdout, stderr bytes.Buffer
-		err := run(t.Context(), []string{"run", "-accel", "tcg", "-timeout", "1m", img}, &stdout, &stderr)
+		// -net none: the host ports of the default forwards may be taken
+		// by other tests running at the same time.
+		err := run(t.Context(), []string{"run", "-accel", "tcg", "-timeout", "1m", "-net", "none", img}, &stdout, &stderr)
 		if (tc.err == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("exit %#x: error = %v; want %q\n%s", tc.exit, err, tc.err, stderr.String())
 		}
