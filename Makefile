@@ -46,8 +46,11 @@ selftest: deps
 conformance: deps
 	$(MOLT) conformance
 
-# make bench: boot time (QEMU start to ready, kernel entry to ready) and idle
-# memory of the default image; see docs/performance.md.
+# make bench: boot time and idle memory of the default image; kv throughput
+# and latency against Debian's memcached in a Linux guest (same QEMU, same
+# forwarding); TCP round trips and throughput to a netns peer (root). See
+# docs/performance.md; `go run ./tools/molt bench -svg docs/perf` redraws
+# its charts.
 bench: deps
 	$(MOLT) bench
 
@@ -59,9 +62,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./updater/handoff
 
 # deps installs what the tests run as real peers, through apt-get, when a
-# command is missing: QEMU, libmemcached-tools (memcapable, memcslap) and
-# iputils-ping.
-DEPS := qemu-system-x86_64:qemu-system-x86 memccapable:libmemcached-tools memcslap:libmemcached-tools ping:iputils-ping
+# command is missing: QEMU, libmemcached-tools (memcapable, memcslap),
+# memcached (the kv benchmark's reference) and iputils-ping.
+DEPS := qemu-system-x86_64:qemu-system-x86 memccapable:libmemcached-tools memcslap:libmemcached-tools memcached:memcached ping:iputils-ping
 deps:
 	@missing=$$(for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || echo $${d#*:}; done | sort -u); \
 	if [ -n "$$missing" ]; then \

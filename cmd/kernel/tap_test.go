@@ -43,11 +43,7 @@ func tapGuest(t *testing.T) (*guest, *netns.NS, netip.Addr) {
 	// frames longer than the guest's 1500-byte MTU; Linux's TCP still
 	// sends segments that fit the MSS the guest announces.
 	ns := netns.NewT(t, netns.MTU(9000))
-	g := bootGuest(t, func(opts ...qemu.Option) *qemu.VM {
-		var vm *qemu.VM
-		ns.Do(func() error { vm = qemu.StartT(t, opts...); return nil })
-		return vm
-	}, qemu.TAP(ns.TAP, tapMAC), qemu.Append(fmt.Sprintf("ip=%s,gw=%s", ns.GuestIPv4, ns.HostIPv4.Addr())))
+	g := bootGuest(t, func(opts ...qemu.Option) *qemu.VM { return ns.StartT(t, opts...) }, qemu.TAP(ns.TAP, tapMAC), qemu.Append(fmt.Sprintf("ip=%s,gw=%s", ns.GuestIPv4, ns.HostIPv4.Addr())))
 	if want := "net: static " + ns.GuestIPv4.String(); !strings.Contains(g.console.String(), want) {
 		t.Errorf("boot log lacks %q", want)
 	}
@@ -201,6 +197,35 @@ func TestTAP(t *testing.T) {
 			t.Errorf("%d of %d streams failed", n, conns)
 		}
 		t.Logf("%d connections × %d bytes each way in %v", conns, size, time.Since(start).Round(time.Millisecond))
+	})
+
+	t.Run("echo-bulk", func(t *testing.T) {
+		// Several long streams at once: the receive and send buffers of
+		// the stack and of the echo service fill and drain repeatedly.
+		const conns, size = 8, 8 << 20
+		var wg sync.WaitGroup
+		errs := make(chan error, conns)
+		for i := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := ns.Dial(t.Context(), "tcp", echoAddr)
+				if err != nil {
+					errs <- err
+					return
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Minute))
+				errs <- streamcheck.Echo(c, size, uint64(1000+i))
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
 	})
 
 	t.Run("udp-echo", func(t *testing.T) {

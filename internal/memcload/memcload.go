@@ -149,7 +149,7 @@ type Result struct {
 	Total time.Duration
 
 	// Output is memcslap's standard output.
-	Output string
+	Output string `json:"-"`
 }
 
 // String summarises r on one line.

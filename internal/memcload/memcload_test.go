@@ -3,10 +3,10 @@ package memcload
 import (
 	"context"
 	"errors"
+	"github.com/molt-os/molt/internal/testtool"
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,11 +136,8 @@ func TestOptions(t *testing.T) {
 
 func needTools(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{DefaultBinary, "memcached"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install libmemcached-tools memcached): %v", tool, err)
-		}
-	}
+	testtool.Find(t, "libmemcached-tools", "memcslap")
+	testtool.Find(t, "memcached", "memcached")
 }
 
 // TestRunHost loads a real memcached on the host and checks the figures
@@ -242,5 +239,43 @@ func TestServerStopDetectsCrash(t *testing.T) {
 	}
 	if _, err := Ping(t.Context(), s.Addr); err == nil {
 		t.Errorf("Ping of a dead server succeeded")
+	}
+}
+
+// TestMeasureLatency times gets against a real memcached on the host.
+func TestMeasureLatency(t *testing.T) {
+	needTools(t)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	s, err := StartServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	l, err := MeasureLatency(ctx, s.Addr, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(l)
+	if l.N != 500 || l.P50 <= 0 || l.P50 > l.P90 || l.P90 > l.P99 || l.P99 > l.Max {
+		t.Errorf("MeasureLatency = %+v; want 500 ordered, positive percentiles", l)
+	}
+	if _, err := MeasureLatency(ctx, s.Addr, 0); err == nil {
+		t.Error("MeasureLatency(0 gets) succeeded")
+	}
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l2.Close()
+	go func() { // a server that answers nonsense
+		c, err := l2.Accept()
+		if err == nil {
+			c.Write([]byte("ERROR\r\n"))
+			c.Close()
+		}
+	}()
+	if _, err := MeasureLatency(ctx, l2.Addr().String(), 10); err == nil {
+		t.Error("MeasureLatency against a server that answers ERROR succeeded")
 	}
 }

@@ -35,14 +35,8 @@ func TestGuestARP(t *testing.T) {
 	ns := netns.NewT(t, netns.IPv4("10.0.2.2/24", "10.0.2.15/24"))
 	const guestMAC = "52:54:00:00:02:0f"
 	var con strings.Builder
-	var vm *qemu.VM
-	if err := ns.Do(func() error {
-		vm = qemu.StartT(t, qemu.Kernel(img), qemu.Accel("tcg"), qemu.Timeout(3*time.Minute),
-			qemu.Append("molt.quiet --"), qemu.TAP(ns.TAP, guestMAC), qemu.Console(&con))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	vm := ns.StartT(t, qemu.Kernel(img), qemu.Accel("tcg"), qemu.Timeout(3*time.Minute),
+		qemu.Append("molt.quiet --"), qemu.TAP(ns.TAP, guestMAC), qemu.Console(&con))
 	r, err := vm.Wait()
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/molt-os/molt/boot/image"
+	"github.com/molt-os/molt/internal/memcload"
 	"github.com/molt-os/molt/qemu"
 )
 
@@ -44,37 +46,93 @@ type benchResult struct {
 	Accel   string       `json:"accel"`
 	Image   string       `json:"image"`
 	Samples []bootSample `json:"samples"`
+	KV      []kvResult   `json:"kv,omitempty"`
+	Net     *netResult   `json:"net,omitempty"`
 }
 
+// benchSuites are the parts of `molt bench`, in the order they run.
+var benchSuites = []string{"boot", "kv", "net"}
+
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "bench [-n boots] [-accel auto|tcg|kvm] [-o results.json]", stderr)
+	fs := newFlags("bench", "bench [-suites boot,kv,net] [-n boots] [-accel auto|tcg|kvm] [-kv-rounds N] [-o results.json] [-svg dir]", stderr)
+	suites := fs.String("suites", strings.Join(benchSuites, ","), "comma-separated `suites` to run: boot (boot time, idle memory), kv (memcslap against molt and Linux+memcached), net (TCP round trips and throughput to a netns peer; needs root)")
 	n := fs.Int("n", 7, "number of `boots` to measure")
 	accel := fs.String("accel", qemu.DefaultAccel, "QEMU accelerator: auto, tcg or kvm")
-	out := fs.String("o", "build/bench/boot.json", "write the samples as JSON to `file`")
-	svg := fs.String("svg", "", "also draw the samples as an SVG strip chart to `file` (docs/perf/boot.svg for the docs)")
+	kvRounds := fs.Int("kv-rounds", 3, "measured memcslap `rounds` per kv target and test")
+	kvConc := fs.Int("kv-concurrency", 8, "memcslap client `threads`")
+	kvExec := fs.Int("kv-execute", 5000, "memcslap requests per `thread`")
+	netBytes := fs.Int("net-bytes", 16<<20, "`bytes` each way per connection in the throughput test")
+	out := fs.String("o", "build/bench/results.json", "write the measurements as JSON to `file`")
+	svg := fs.String("svg", "", "also draw the charts as SVG files into `dir` (docs/perf for the docs)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 1000 {
 		return fmt.Errorf("%w: -n %d out of range 1..1000", errUsage, *n)
 	}
+	if *kvRounds < 1 || *kvRounds > 100 {
+		return fmt.Errorf("%w: -kv-rounds %d out of range 1..100", errUsage, *kvRounds)
+	}
+	if *netBytes < 1 || *netBytes > 1<<30 {
+		return fmt.Errorf("%w: -net-bytes %d out of range 1..1 GiB", errUsage, *netBytes)
+	}
+	run := map[string]bool{}
+	for _, name := range strings.Split(*suites, ",") {
+		if !slices.Contains(benchSuites, name) {
+			return fmt.Errorf("%w: -suites: unknown suite %q (have %s)", errUsage, name, strings.Join(benchSuites, ", "))
+		}
+		run[name] = true
+	}
 	const elf = "build/bench.elf"
 	fmt.Fprintln(stderr, "bench: building ./cmd/kernel")
 	if _, err := image.Build(ctx, image.BuildOptions{Dir: ".", Package: "./cmd/kernel", Output: elf, Version: "bench", Stderr: stderr}); err != nil {
 		return err
 	}
-	res := benchResult{Date: time.Now().UTC().Format(time.RFC3339), Image: "./cmd/kernel"}
-	for i := 0; i < *n; i++ {
-		s, acc, err := benchBoot(ctx, elf, *accel)
-		if err != nil {
-			return fmt.Errorf("boot %d: %w", i+1, err)
+	res := benchResult{Date: time.Now().UTC().Format(time.RFC3339), Image: "./cmd/kernel", Accel: *accel}
+	logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
+	if run["boot"] {
+		for i := 0; i < *n; i++ {
+			s, acc, err := benchBoot(ctx, elf, *accel)
+			if err != nil {
+				return fmt.Errorf("boot %d: %w", i+1, err)
+			}
+			res.Accel = acc
+			res.Samples = append(res.Samples, s)
+			fmt.Fprintf(stderr, "bench: boot %d/%d: QEMU start to ready %.1f ms, entry to ready %.2f ms, frames %d KiB at ready, %d KiB idle\n",
+				i+1, *n, s.HostToReadyMs, s.EntryToReadyMs, s.ReadyKiB, s.IdleKiB)
 		}
-		res.Accel = acc
-		res.Samples = append(res.Samples, s)
-		fmt.Fprintf(stderr, "bench: boot %d/%d: QEMU start to ready %.1f ms, entry to ready %.2f ms, frames %d KiB at ready, %d KiB idle\n",
-			i+1, *n, s.HostToReadyMs, s.EntryToReadyMs, s.ReadyKiB, s.IdleKiB)
+		printBench(stdout, res)
 	}
-	printBench(stdout, res)
+	if run["kv"] {
+		var got string
+		molt := moltTarget(elf, *accel, &got)
+		// The Linux guest starts after molt and takes the accelerator
+		// molt got, so both run under the same one.
+		linux := kvTarget{Name: "linux-memcached", Start: func(ctx context.Context) (string, func() error, error) {
+			return linuxTarget("build/linuxguest", got, logf, false).Start(ctx)
+		}}
+		for _, test := range []string{"set", "get"} {
+			load := memcload.Options{Concurrency: *kvConc, ExecuteNumber: *kvExec, Test: test, Flush: true}
+			rs, err := benchKV(ctx, []kvTarget{molt, linux}, load, *kvRounds, stderr)
+			if err != nil {
+				return err
+			}
+			res.KV = append(res.KV, rs...)
+			args, _ := load.Args("ADDR")
+			printKV(stdout, rs, "memcslap "+strings.Join(args[1:], " "), *kvRounds)
+		}
+		if got != "" {
+			res.Accel = got
+		}
+	}
+	if run["net"] {
+		nr, err := benchNet(ctx, elf, res.Accel, netBenchConfig{RTTCount: 2000, StreamBytes: *netBytes, StreamConns: 8}, logf)
+		if err != nil {
+			return err
+		}
+		res.Net = &nr
+		printNet(stdout, nr)
+	}
 	if *out != "" {
 		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 			return err
@@ -83,15 +141,24 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := os.WriteFile(*out, append(b, '\n'), 0o644); err != nil {
 			return fmt.Errorf("write results: %w", err)
 		}
-		fmt.Fprintf(stderr, "bench: samples written to %s\n", *out)
+		fmt.Fprintf(stderr, "bench: results written to %s\n", *out)
 	}
 	if *svg != "" {
-		if err := writeBenchSVG(*svg, res); err != nil {
+		if err := writeBenchSVGs(*svg, res); err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
-		fmt.Fprintf(stderr, "bench: chart written to %s\n", *svg)
+		fmt.Fprintf(stderr, "bench: charts written to %s\n", *svg)
 	}
 	return nil
+}
+
+func printNet(w io.Writer, r netResult) {
+	fmt.Fprintf(w, "net benchmark: molt on a TAP interface, Linux in a network namespace as the peer\n")
+	fmt.Fprintf(w, "%-44s %10v\n", fmt.Sprintf("TCP round trip, 64 B, p50 (%d)", r.RTTCount), r.RTTP50.Round(time.Microsecond))
+	fmt.Fprintf(w, "%-44s %10v\n", "TCP round trip, 64 B, p99", r.RTTP99.Round(time.Microsecond))
+	fmt.Fprintf(w, "%-44s %10v\n", "TCP round trip, 64 B, max", r.RTTMax.Round(time.Microsecond))
+	fmt.Fprintf(w, "%-44s %10.2f\n", "echo throughput, 1 connection (MB/s each way)", r.Stream1MBps)
+	fmt.Fprintf(w, "%-44s %10.2f\n", fmt.Sprintf("echo throughput, %d connections (MB/s each way)", r.StreamConns), r.StreamNMBps)
 }
 
 // benchBoot boots once, waits for the ready line, lets the kernel idle for

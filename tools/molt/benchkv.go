@@ -47,7 +47,13 @@ type kvResult struct {
 	MeanLatency time.Duration
 	// Ratio is OpsPerSec over the first target's OpsPerSec.
 	Ratio float64
+	// Latency is the round-trip distribution of single gets on one
+	// connection (memcslap reports no percentiles).
+	Latency memcload.Latency
 }
+
+// kvLatencyGets is the number of gets that measure the latency percentiles.
+var kvLatencyGets = 2000
 
 // kvReadyTimeout bounds the wait for a started target to answer (a
 // variable for tests).
@@ -115,6 +121,14 @@ func benchKV(ctx context.Context, targets []kvTarget, load memcload.Options, rou
 			fmt.Fprintf(stdout, "kv bench: round %d/%d %s: %v\n", round+1, rounds, targets[i].Name, r)
 		}
 	}
+	for i, t := range targets {
+		l, err := memcload.MeasureLatency(ctx, results[i].Addr, kvLatencyGets)
+		if err != nil {
+			return nil, fmt.Errorf("kv bench: latency of %s: %w", t.Name, err)
+		}
+		results[i].Latency = l
+		fmt.Fprintf(stdout, "kv bench: latency %s: %v\n", t.Name, l)
+	}
 	for i := range results {
 		var ops []float64
 		var lat []time.Duration
@@ -160,23 +174,25 @@ func median[T int64 | float64 | time.Duration](v []T) T {
 
 func printKV(w io.Writer, rs []kvResult, load string, rounds int) {
 	fmt.Fprintf(w, "kv benchmark: %s, %d rounds per target (medians)\n", load, rounds)
-	fmt.Fprintf(w, "%-16s %12s %12s %12s %14s %10s\n", "target", "ops/s", "min", "max", "mean latency", "ratio")
+	fmt.Fprintf(w, "%-16s %10s %10s %10s %10s %8s %10s %10s %10s\n", "target", "ops/s", "min", "max", "mean lat", "ratio", "get p50", "get p99", "get max")
 	for _, r := range rs {
 		lo, hi := r.Samples[0].OpsPerSec, r.Samples[0].OpsPerSec
 		for _, s := range r.Samples {
 			lo, hi = min(lo, s.OpsPerSec), max(hi, s.OpsPerSec)
 		}
-		fmt.Fprintf(w, "%-16s %12.0f %12.0f %12.0f %14v %10.2f\n", r.Name, r.OpsPerSec, lo, hi, r.MeanLatency.Round(time.Microsecond), r.Ratio)
+		us := func(d time.Duration) string { return d.Round(time.Microsecond).String() }
+		fmt.Fprintf(w, "%-16s %10.0f %10.0f %10.0f %10s %8.2f %10s %10s %10s\n", r.Name, r.OpsPerSec, lo, hi, us(r.MeanLatency), r.Ratio,
+			us(r.Latency.P50), us(r.Latency.P99), us(r.Latency.Max))
 	}
-	fmt.Fprintf(w, "ratio: ops/s over %s's\n", rs[0].Name)
+	fmt.Fprintf(w, "ratio: ops/s over %s's; get percentiles: %d sequential gets on one connection\n", rs[0].Name, kvLatencyGets)
 }
 
 // linuxTarget is Debian's memcached in the Linux guest of package
 // linuxguest, built (or found cached) in buildDir and booted with accel,
 // which must be "tcg" or "kvm" (pass the accelerator molt's VM got, so
-// both run alike). logf receives build progress and the guest's console;
-// it may be nil.
-func linuxTarget(buildDir, accel string, logf func(format string, args ...any)) kvTarget {
+// both run alike). logf receives build progress (downloads, packing), and
+// with console also the guest's console; it may be nil.
+func linuxTarget(buildDir, accel string, logf func(format string, args ...any), console bool) kvTarget {
 	return kvTarget{
 		Name: "linux-memcached",
 		Start: func(ctx context.Context) (string, func() error, error) {
@@ -189,7 +205,7 @@ func linuxTarget(buildDir, accel string, logf func(format string, args ...any)) 
 				return "", nil, err
 			}
 			var extra []qemu.Option
-			if logf != nil {
+			if logf != nil && console {
 				extra = append(extra, qemu.Logf(logf))
 			}
 			vm, err := linuxguest.Boot(ctx, g, linuxguest.BootConfig{HostPort: port, Accel: accel}, extra...)

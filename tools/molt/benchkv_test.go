@@ -3,23 +3,23 @@ package main
 import (
 	"context"
 	"errors"
+	"github.com/molt-os/molt/internal/testtool"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/molt-os/molt/boot/image"
 	"github.com/molt-os/molt/internal/memcload"
 	"github.com/molt-os/molt/qemu"
 )
 
 func needMemcached(t *testing.T) {
 	t.Helper()
-	for _, tool := range []string{"memcslap", "memcached"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (apt-get install libmemcached-tools memcached): %v", tool, err)
-		}
-	}
+	testtool.Find(t, "libmemcached-tools", "memcslap")
+	testtool.Find(t, "memcached", "memcached")
 }
 
 func TestRoundOrder(t *testing.T) {
@@ -155,7 +155,7 @@ func TestBenchKVLinux(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 8*time.Minute)
 	defer cancel()
 	var out strings.Builder
-	rs, err := benchKV(ctx, []kvTarget{linuxTarget(dir, "tcg", nil), hostTarget()},
+	rs, err := benchKV(ctx, []kvTarget{linuxTarget(dir, "tcg", t.Logf, true), hostTarget()},
 		memcload.Options{Concurrency: 4, ExecuteNumber: 2000, Test: "set"}, 2, &out)
 	t.Log(out.String())
 	if err != nil {
@@ -170,4 +170,57 @@ func TestBenchKVLinux(t *testing.T) {
 	if rs[1].Ratio <= 1 {
 		t.Errorf("host memcached at %.0f ops/s is not faster than the TCG guest at %.0f ops/s", rs[1].OpsPerSec, rs[0].OpsPerSec)
 	}
+}
+
+// buildKernel builds the default image for the benchmark tests.
+func buildKernel(t *testing.T) string {
+	t.Helper()
+	needGo(t)
+	if testing.Short() {
+		t.Skip("boots QEMU")
+	}
+	if err := qemu.Available(); err != nil {
+		t.Skip(err)
+	}
+	elf := filepath.Join(t.TempDir(), "molt.elf")
+	if _, err := image.Build(t.Context(), image.BuildOptions{Dir: "../..", Package: "./cmd/kernel", Output: elf, Version: "bench-test"}); err != nil {
+		t.Fatal(err)
+	}
+	return elf
+}
+
+// TestBenchKVMolt runs the kv benchmark against molt's kv service (booted
+// on user networking with a host forward, as in `make bench`) and the
+// host's memcached, and the network benchmark against molt on a TAP.
+func TestBenchMolt(t *testing.T) {
+	needMemcached(t)
+	elf := buildKernel(t)
+	t.Chdir(t.TempDir()) // console logs go to build/bench here
+	var got string
+	var out strings.Builder
+	rs, err := benchKV(t.Context(), []kvTarget{moltTarget(elf, "tcg", &got), hostTarget()},
+		memcload.Options{Concurrency: 4, ExecuteNumber: 1000, Test: "get", Flush: true}, 1, &out)
+	t.Log(out.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != "tcg" {
+		t.Errorf("molt target reports accelerator %q; want tcg", got)
+	}
+	if rs[0].Name != "molt-kv" || len(rs[0].Samples) != 1 || rs[0].Samples[0].Ops != 4000 || rs[0].Latency.N != kvLatencyGets {
+		t.Errorf("molt result %+v", rs[0])
+	}
+
+	t.Run("net", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root: creates a network namespace")
+		}
+		nr, err := benchNet(t.Context(), elf, "tcg", netBenchConfig{RTTCount: 200, StreamBytes: 1 << 20, StreamConns: 4}, t.Logf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nr.RTTCount != 200 || nr.RTTP50 <= 0 || nr.RTTP50 > nr.RTTP99 || nr.RTTP99 > nr.RTTMax || nr.Stream1MBps <= 0 || nr.StreamNMBps <= 0 {
+			t.Errorf("net result %+v", nr)
+		}
+	})
 }
