@@ -70,6 +70,13 @@
 // timeout, context cancellation or Kill, and (on Linux) when the launching
 // process dies. On Linux, whatever QEMU leaves in its group when it exits is
 // killed too, before QEMU is reaped. Wait reaps QEMU and returns only after
-// all console output has been delivered. The package builds on Unix systems
+// all console output has been delivered.
+//
+// The parent-death signal belongs to the thread that forked QEMU, not to
+// the process: if that thread ends, QEMU is killed. The Go runtime ends a
+// thread only when a goroutine exits while locked to it
+// (runtime.LockOSThread without UnlockOSThread), so a program that starts
+// VMs must not let locked goroutines exit; qemu/netns, which switches
+// threads into network namespaces, always unlocks them. The package builds on Unix systems
 // only; KVM and the exit sweep are Linux-only.
 package qemu

@@ -40,10 +40,15 @@
 // Peers run inside the namespace with Command (`ip netns exec`), or are Go
 // sockets made by Dial, Listen and ListenPacket. A socket belongs to the
 // namespace of the thread that creates it, for life, whichever thread uses it
-// later; these methods create it in a new goroutine that locks its thread,
-// switches it into the namespace and exits without unlocking, so the runtime
-// discards the thread. Concurrent calls are safe (1,000 concurrent dials use
-// up to as many short-lived threads, and leave none behind).
+// later; these methods create it on a thread switched into the namespace
+// for the call (as Do does), at most 64 at once, so concurrent calls are
+// safe and add at most 64 threads to the process. No thread is ever left to
+// exit: Linux delivers QEMU's parent-death signal (package qemu sets
+// SIGKILL) when the thread that forked QEMU ends, so a thread that
+// started a VM must live as long as the VM, and the Go runtime ends a
+// thread only when a goroutine exits while locked to it. (An earlier
+// version discarded its threads that way, and killed QEMU whenever a dial
+// happened to run on the thread that had started it.)
 //
 // # Cleanup
 //
@@ -278,22 +283,23 @@ func (ns *NS) Do(f func() error) error {
 	return f()
 }
 
-// inside runs f in a new goroutine on a thread switched into the namespace
-// for good: the goroutine exits without unlocking the thread, so the runtime
-// ends the thread instead of reusing it. Unlike Do, the threads of
-// concurrent calls do not stay behind as idle threads of the process.
+// inside runs f on a thread switched into the namespace (Do), in at most
+// maxInside goroutines at once. The threads go back to the root namespace
+// afterwards and stay in the runtime's pool, so at most maxInside extra
+// threads ever exist. A thread is never left to die: a process forked from
+// a thread that exits would be killed (qemu starts QEMU with a parent-death
+// signal, which Linux ties to the forking thread), and the runtime ends a
+// thread exactly when a goroutine exits while locked to it.
 func (ns *NS) inside(f func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked
-		if err := ns.enter(); err != nil {
-			done <- err
-			return
-		}
-		done <- f()
-	}()
-	return <-done
+	insideSem <- struct{}{}
+	defer func() { <-insideSem }()
+	return ns.Do(f)
 }
+
+// maxInside bounds the threads Dial, Listen and ListenPacket use at once.
+const maxInside = 64
+
+var insideSem = make(chan struct{}, maxInside)
 
 // enter switches the calling thread, which must be locked, into the
 // namespace.

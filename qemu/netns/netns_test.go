@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -238,6 +239,47 @@ func TestConcurrentDial(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// TestDialsKeepChildrenAlive starts processes the way qemu starts QEMU
+// (forked inside Do, with a parent-death signal, which Linux ties to the
+// forking thread), then dials a lot: no dial may end a thread, or the
+// children forked from it would be killed.
+func TestDialsKeepChildrenAlive(t *testing.T) {
+	needRoot(t)
+	ns := netns.NewT(t)
+	var children []*exec.Cmd
+	for range 8 {
+		cmd := exec.Command("sleep", "60")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := ns.Do(cmd.Start); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { cmd.Process.Kill(); cmd.Wait() }()
+		children = append(children, cmd)
+	}
+	l, err := ns.Listen(t.Context(), "tcp", "10.0.3.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go echo(l)
+	var wg sync.WaitGroup
+	for range 300 {
+		wg.Go(func() {
+			if c, err := ns.Dial(t.Context(), "tcp", l.Addr().String()); err == nil {
+				c.Close()
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(100 * time.Millisecond)
+	for i, cmd := range children {
+		var ws syscall.WaitStatus
+		if pid, err := syscall.Wait4(cmd.Process.Pid, &ws, syscall.WNOHANG, nil); err != nil || pid != 0 {
+			t.Errorf("child %d ended while the test dialled (%v, %v)", i, ws, err)
 		}
 	}
 }
