@@ -111,6 +111,12 @@ func TestTCPEchoIPv4(t *testing.T) {
 		t.Errorf("RemoteAddr() = %s; want %s", got, want)
 	}
 	checkStream(t, c, 4<<20, server)
+	// Both stacks counted the segments; nothing was malformed.
+	for _, h := range []*host{a, b} {
+		if n := h.st.Counters(); n.TCPSegmentsSent < 100 || n.TCPSegmentsReceived < 100 || n.TCPChecksumErrs != 0 || n.IPMalformed != 0 {
+			t.Errorf("Counters() = %+v; want segments both ways and no errors", n)
+		}
+	}
 }
 
 func TestTCPEchoIPv6LinkLocal(t *testing.T) {

@@ -15,9 +15,10 @@
 // Each TCP connection gets one goroutine and one buffer: it reads, then
 // writes everything it read before reading again, so flow control reaches
 // the client through TCP's own window when the client does not read its
-// echo. An idle connection (no byte either way for Config.IdleTimeout) is
-// closed; a client that stops reading while the server still has bytes to
-// give back is closed after Config.WriteTimeout.
+// echo. An idle connection (no byte from the client for Config.IdleTimeout)
+// is closed; a client that stops reading while the server still has bytes
+// to give back is closed once no byte could be written for
+// Config.WriteTimeout.
 package echo
 
 import (
@@ -50,7 +51,7 @@ var ErrServerClosed = errors.New("echo: server closed")
 type Config struct {
 	BufferSize   int           // per-connection buffer
 	IdleTimeout  time.Duration // close a TCP connection idle this long
-	WriteTimeout time.Duration // bound on writing back one buffer
+	WriteTimeout time.Duration // close when writing back makes no progress this long
 	MaxConns     int           // concurrent TCP connections; past it new ones are closed at once
 	// Logf, if set, receives one line per unusual event. It must be safe
 	// for concurrent use.
@@ -203,12 +204,7 @@ func (s *Server) serveConn(c net.Conn) {
 		}
 		n, rerr := c.Read(buf)
 		if n > 0 {
-			if s.cfg.WriteTimeout > 0 {
-				c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-			}
-			w, werr := c.Write(buf[:n])
-			s.tcpBytes.Add(uint64(w))
-			if werr != nil {
+			if werr := s.writeAll(c, buf[:n]); werr != nil {
 				s.endWith(c, werr)
 				return
 			}
@@ -218,6 +214,30 @@ func (s *Server) serveConn(c net.Conn) {
 			return
 		}
 	}
+}
+
+// writeAll writes p to c. The write timeout bounds a wait without
+// progress, not the whole write: a client that reads slowly (a loaded
+// peer, a long retransmission backoff) keeps its connection as long as
+// bytes keep moving, and one that stops reading is closed.
+func (s *Server) writeAll(c net.Conn, p []byte) error {
+	for len(p) > 0 {
+		if s.cfg.WriteTimeout > 0 {
+			c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		}
+		w, err := c.Write(p)
+		s.tcpBytes.Add(uint64(w))
+		p = p[w:]
+		var ne net.Error
+		switch {
+		case err == nil:
+		case w > 0 && errors.As(err, &ne) && ne.Timeout():
+			// Progress before the deadline: go on with the rest.
+		default:
+			return err
+		}
+	}
+	return nil
 }
 
 // endWith counts how a connection ended. EOF (the client closed) is the

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,27 +62,20 @@ func TestTCPStreamIntact(t *testing.T) {
 func TestTCPConcurrent(t *testing.T) {
 	srv, addr, _ := serve(t, Config{})
 	const conns, size = 200, 64 << 10
-	var wg sync.WaitGroup
-	errs := make(chan error, conns)
-	for i := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer c.Close()
-			errs <- streamcheck.Echo(c, size, uint64(i))
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			t.Error(err)
+			t.Fatal(err)
 		}
+		defer c.Close()
+		cs[i] = c
+	}
+	for _, err := range streamcheck.EchoAll(cs, size, 0) {
+		t.Error(err)
+	}
+	for _, c := range cs {
+		c.Close()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Stats().Open != 0 && time.Now().Before(deadline) {

@@ -158,6 +158,7 @@ func (s *system) netCommand(w io.Writer, _ []string) {
 		fmt.Fprintf(w, "%v\ndriver %+v\n", s.nic, s.nic.Stats())
 		fmt.Fprintf(w, "link %+v\n", s.ep.Stats())
 	}
+	fmt.Fprintf(w, "stack %+v\n", s.stack.Counters())
 	socks := s.stack.List()
 	fmt.Fprintf(w, "%d sockets:\n", len(socks))
 	for _, si := range socks {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -65,6 +66,57 @@ func runIn(t *testing.T, ns *netns.NS, timeout time.Duration, name string, args 
 		t.Fatalf("%s did not finish within %v; stdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), timeout, o.String(), e.String())
 	}
 	return o.String(), e.String(), err
+}
+
+// dialAll opens n connections to addr from the namespace, concurrently,
+// and closes them when the test ends.
+func dialAll(t *testing.T, ns *netns.NS, addr string, n int) []net.Conn {
+	t.Helper()
+	cs := make([]net.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			cs[i], errs[i] = ns.Dial(ctx, "tcp", addr)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, c := range cs {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("dialling %d connections to %s: %v", n, addr, err)
+	}
+	return cs
+}
+
+// checkStreams runs a checksummed echo stream of size bytes on every
+// connection at once. On a failure it logs Linux's view of the connections
+// (retransmissions, RTO, windows) for the diagnosis.
+func checkStreams(t *testing.T, ns *netns.NS, cs []net.Conn, size int, seed uint64) {
+	t.Helper()
+	for _, c := range cs {
+		c.SetDeadline(time.Now().Add(5 * time.Minute))
+	}
+	failed := streamcheck.EchoAll(cs, size, seed)
+	for i, err := range failed {
+		if i < 5 {
+			t.Error(err)
+		}
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d streams failed", len(failed), len(cs))
+		out, _, _ := runIn(t, ns, 10*time.Second, "ss", "-tinoa")
+		t.Logf("ss -tinoa in %s:\n%s", ns.Name, out)
+	}
 }
 
 // TestTAP runs Linux's own network stack against the kernel's, through a
@@ -145,87 +197,17 @@ func TestTAP(t *testing.T) {
 		// Every connection is open before any stream starts, so the
 		// kernel really holds 1,000 at once.
 		const conns, size = 1000, 16 << 10
-		cs := make([]net.Conn, conns)
-		var wg sync.WaitGroup
-		errs := make(chan error, conns)
-		for i := range cs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-				defer cancel()
-				c, err := ns.Dial(ctx, "tcp", echoAddr)
-				if err != nil {
-					errs <- fmt.Errorf("dial %d: %w", i, err)
-					return
-				}
-				cs[i] = c
-			}()
-		}
-		wg.Wait()
-		defer func() {
-			for _, c := range cs {
-				if c != nil {
-					c.Close()
-				}
-			}
-		}()
-		if len(errs) > 0 {
-			t.Fatalf("%d of %d dials failed, first: %v", len(errs), conns, <-errs)
-		}
+		cs := dialAll(t, ns, echoAddr, conns)
 		g.shell(t, "services", "Open:1000 ")
 		start := time.Now()
-		for i, c := range cs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c.SetDeadline(time.Now().Add(5 * time.Minute))
-				if err := streamcheck.Echo(c, size, uint64(i)); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		n := 0
-		for err := range errs {
-			if n++; n <= 5 {
-				t.Error(err)
-			}
-		}
-		if n > 0 {
-			t.Errorf("%d of %d streams failed", n, conns)
-		}
+		checkStreams(t, ns, cs, size, 0)
 		t.Logf("%d connections × %d bytes each way in %v", conns, size, time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("echo-bulk", func(t *testing.T) {
 		// Several long streams at once: the receive and send buffers of
 		// the stack and of the echo service fill and drain repeatedly.
-		const conns, size = 8, 8 << 20
-		var wg sync.WaitGroup
-		errs := make(chan error, conns)
-		for i := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := ns.Dial(t.Context(), "tcp", echoAddr)
-				if err != nil {
-					errs <- err
-					return
-				}
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Minute))
-				errs <- streamcheck.Echo(c, size, uint64(1000+i))
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Error(err)
-			}
-		}
+		checkStreams(t, ns, dialAll(t, ns, echoAddr, 8), 8<<20, 1000)
 	})
 
 	t.Run("udp-echo", func(t *testing.T) {
@@ -264,7 +246,8 @@ func TestTAP(t *testing.T) {
 		// stack's to drop.
 		g.shell(t, "net", "DeviceErrors:0 ")
 	})
-	if testing.Verbose() {
+	if testing.Verbose() || t.Failed() {
+		g.shell(t, "net", "sockets:")
 		t.Logf("guest console:\n%s", g.console.String())
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -116,4 +117,27 @@ func Datagrams(c net.Conn, count int, wait time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// EchoAll runs Echo on every connection at once, with seeds seed, seed+1,
+// ..., and returns the errors of the streams that failed (none: all
+// intact).
+func EchoAll(cs []net.Conn, size int, seed uint64) []error {
+	errs := make([]error, len(cs))
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = Echo(c, size, seed+uint64(i))
+		}()
+	}
+	wg.Wait()
+	var failed []error
+	for _, err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	return failed
 }

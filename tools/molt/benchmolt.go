@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/molt-os/molt/internal/streamcheck"
@@ -228,19 +227,10 @@ func echoThroughput(ctx context.Context, ns *netns.NS, addr string, conns, size 
 		cs[i] = c
 	}
 	start := time.Now()
-	errs := make(chan error, conns)
-	var wg sync.WaitGroup
-	for i, c := range cs {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs <- streamcheck.Echo(c, size, uint64(i)) }()
-	}
-	wg.Wait()
+	failed := streamcheck.EchoAll(cs, size, 0)
 	elapsed := time.Since(start)
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return 0, err
-		}
+	if len(failed) > 0 {
+		return 0, fmt.Errorf("%d of %d streams failed, first: %w", len(failed), conns, failed[0])
 	}
 	return float64(conns*size) / elapsed.Seconds() / 1e6, nil
 }
