@@ -191,6 +191,9 @@ func Poweroff(code int) {
 	if code < 0 || code > layout.ExitProgramMax {
 		code = layout.ExitProgramMax
 	}
+	if opts.stats {
+		dumpStats()
+	}
 	if !quiet {
 		os.Stdout.WriteString("molt: power off\n")
 	}
