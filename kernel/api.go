@@ -79,3 +79,16 @@ func Uptime() time.Duration {
 }
 
 var hostStart = time.Now()
+
+// SyscallCount returns how often system call nr has been made since boot
+// (0 on a host, or for a number out of range).
+func SyscallCount(nr int) uint64 {
+	if !booted || nr < 0 || nr >= len(sysCounts) {
+		return 0
+	}
+	return sysCounts[nr]
+}
+
+// VDSO reports whether the kernel gave the runtime a vDSO, so that clock
+// reads make no system call (see vdso.go).
+func VDSO() bool { return booted && vdsoOn }

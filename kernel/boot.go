@@ -50,6 +50,7 @@ func kinit(startInfo uintptr) uintptr {
 	trapInit()
 	lapicDev.Init(vecSpurious)
 	clockInit()
+	vdsoOn = !opts.novdso && vdsoInit()
 	interruptsInit()
 	vmInit()
 	fdInit()
@@ -99,6 +100,9 @@ var opts struct {
 	quiet bool // molt.quiet: only errors on the console
 	probe bool // molt.probe: exit with ExitProbe once in 64-bit mode
 	stats bool // molt.stats: print syscall statistics at exit
+	// molt.novdso: announce no vDSO, so every clock read is a system
+	// call (for comparison, or should the vDSO misbehave)
+	novdso bool
 }
 
 var quiet bool
@@ -113,6 +117,8 @@ func parseOptions(cmdline string) {
 			opts.probe = true
 		case "molt.stats":
 			opts.stats = true
+		case "molt.novdso":
+			opts.novdso = true
 		}
 	}
 	quiet = opts.quiet

@@ -22,3 +22,11 @@ func addrOf(p unsafe.Pointer) uintptr { return uintptr(p) }
 
 //go:nosplit
 func u64ptr(p uintptr) unsafe.Pointer { return unsafe.Pointer(p) }
+
+//go:nosplit
+func u16(p uintptr) *uint16 { return (*uint16)(unsafe.Pointer(p)) }
+
+// vdsoBase is the address of the vDSO image.
+//
+//go:nosplit
+func vdsoBase() uintptr { return uintptr(unsafe.Pointer(&vdsoImage)) }

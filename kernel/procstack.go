@@ -112,6 +112,9 @@ func buildProcessStack() uintptr {
 	*u64(rnd + 8) = random64()
 
 	words := 1 + argc + 1 + envc + 1 + 4 + 2
+	if vdsoOn {
+		words += 2
+	}
 	sp := (top - uintptr(words)*8) &^ 15
 	p := sp
 	p = putWord(p, uint64(argc))
@@ -127,6 +130,10 @@ func buildProcessStack() uintptr {
 	p = putWord(p, pageSize)
 	p = putWord(p, atRandom)
 	p = putWord(p, uint64(rnd))
+	if vdsoOn {
+		p = putWord(p, atSysinfoEhdr)
+		p = putWord(p, uint64(vdsoBase()))
+	}
 	p = putWord(p, atNull)
 	putWord(p, 0)
 	return sp

@@ -6,6 +6,7 @@ package selftest
 func All() []Check {
 	return []Check{
 		{Name: "kernel_info", Run: checkKernelInfo, VMOnly: true},
+		{Name: "vdso", Run: checkVDSO, VMOnly: true},
 		{Name: "irq_fd", Run: checkIRQ, VMOnly: true},
 		{Name: "dma_region", Run: checkDMA, VMOnly: true},
 		{Name: "smoke", Run: checkSmoke},
