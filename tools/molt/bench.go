@@ -61,6 +61,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	kvRounds := fs.Int("kv-rounds", 3, "measured memcslap `rounds` per kv target and test")
 	kvConc := fs.Int("kv-concurrency", 8, "memcslap client `threads`")
 	kvExec := fs.Int("kv-execute", 5000, "memcslap requests per `thread`")
+	kvCompare := fs.String("kv-compare", "", "also load molt booted with these extra kernel command line `words` (e.g. molt.novdso), as a third kv target")
 	netBytes := fs.Int("net-bytes", 16<<20, "`bytes` each way per connection in the throughput test")
 	out := fs.String("o", "build/bench/results.json", "write the measurements as JSON to `file`")
 	svg := fs.String("svg", "", "also draw the charts as SVG files into `dir` (docs/perf for the docs)")
@@ -105,7 +106,7 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if run["kv"] {
 		var got string
-		molt := moltTarget(elf, *accel, &got)
+		molt := moltTarget(elf, *accel, "", &got)
 		// The Linux guest starts after molt and takes the accelerator
 		// molt got, so both run under the same one.
 		linux := kvTarget{Name: "linux-memcached", Start: func(ctx context.Context) (string, func() error, error) {
@@ -113,7 +114,12 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}}
 		for _, test := range []string{"set", "get"} {
 			load := memcload.Options{Concurrency: *kvConc, ExecuteNumber: *kvExec, Test: test, Flush: true}
-			rs, err := benchKV(ctx, []kvTarget{molt, linux}, load, *kvRounds, stderr)
+			targets := []kvTarget{molt, linux}
+			if *kvCompare != "" {
+				var ignored string
+				targets = append(targets, moltTarget(elf, *accel, *kvCompare, &ignored))
+			}
+			rs, err := benchKV(ctx, targets, load, *kvRounds, stderr)
 			if err != nil {
 				return err
 			}

@@ -198,7 +198,7 @@ func TestBenchMolt(t *testing.T) {
 	t.Chdir(t.TempDir()) // console logs go to build/bench here
 	var got string
 	var out strings.Builder
-	rs, err := benchKV(t.Context(), []kvTarget{moltTarget(elf, "tcg", &got), hostTarget()},
+	rs, err := benchKV(t.Context(), []kvTarget{moltTarget(elf, "tcg", "", &got), hostTarget()},
 		memcload.Options{Concurrency: 4, ExecuteNumber: 1000, Test: "get", Flush: true}, 1, &out)
 	t.Log(out.String())
 	if err != nil {

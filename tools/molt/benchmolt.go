@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sort"
 	"time"
 
@@ -93,15 +94,21 @@ func (g *moltGuest) stop() error {
 // with a host forward to guest port 11211 (the setup `make run` uses and
 // linuxTarget copies). The accelerator molt got is stored in *gotAccel,
 // so that the Linux guest started after it runs alike.
-func moltTarget(elf, accel string, gotAccel *string) kvTarget {
+// cmdline is appended to the kernel command line (the target is named
+// molt-kv-<cmdline> when it is not empty, for A/B runs such as molt.novdso).
+func moltTarget(elf, accel, cmdline string, gotAccel *string) kvTarget {
+	name := "molt-kv"
+	if cmdline != "" {
+		name += "-" + strings.TrimPrefix(cmdline, "molt.")
+	}
 	return kvTarget{
-		Name: "molt-kv",
+		Name: name,
 		Start: func(ctx context.Context) (string, func() error, error) {
 			port, err := freeLocalPort()
 			if err != nil {
 				return "", nil, err
 			}
-			g, err := bootMolt(ctx, qemu.Start, elf, accel, "build/bench/molt-kv-console.log",
+			g, err := bootMolt(ctx, qemu.Start, elf, accel, "build/bench/"+name+"-console.log", qemu.Append(cmdline),
 				qemu.UserNet(guestMAC, qemu.Forward{Proto: "tcp", HostPort: port, GuestPort: guestKVPort}))
 			if err != nil {
 				return "", nil, err
