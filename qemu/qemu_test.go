@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/molt-os/molt/internal/syncbuf"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -278,24 +279,6 @@ func (l *logRecorder) matching(re string) []string {
 	return out
 }
 
-// syncBuffer is a strings.Builder safe for one writer and a reader after Wait.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestConsoleAndLogf(t *testing.T) {
 	t.Parallel()
 	script := `printf 'molt booting\r\n'
@@ -303,7 +286,7 @@ printf 'second line\n\n'
 echo 'qemu-system-x86_64: warning: something' >&2
 printf 'no newline at the end'
 exit 1`
-	var con, errs syncBuffer
+	var con, errs syncbuf.Buffer
 	var log logRecorder
 	r, err := Run(t.Context(), Binary(fake(t, script)), Kernel(kernelFile(t)), Accel("tcg"),
 		Console(&con), Stderr(&errs), Logf(log.logf))
@@ -341,7 +324,7 @@ exit 1`
 
 func TestStdin(t *testing.T) {
 	t.Parallel()
-	var con syncBuffer
+	var con syncbuf.Buffer
 	r, err := Run(t.Context(), Binary(fake(t, `read line; echo "got:$line"; exit 5`)), Kernel(kernelFile(t)), Accel("tcg"),
 		Console(&con), Stdin(strings.NewReader("ping\n")))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/molt-os/molt/internal/syncbuf"
 	"io"
 	"net"
 	"os"
@@ -71,25 +72,7 @@ func TestMain(m *testing.M) {
 type guest struct {
 	vm      *qemu.VM
 	stdin   io.WriteCloser
-	console *syncBuffer // everything the guest printed
-}
-
-// syncBuffer is a strings.Builder safe for one writer and many readers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	console *syncbuf.Buffer // everything the guest printed
 }
 
 // bootGuest starts the image with opts and waits for "services ready".
@@ -98,7 +81,7 @@ func bootGuest(t *testing.T, start func(opts ...qemu.Option) *qemu.VM, opts ...q
 	t.Helper()
 	img := kernelImage(t)
 	inR, inW := io.Pipe()
-	con := &syncBuffer{}
+	con := &syncbuf.Buffer{}
 	opts = append([]qemu.Option{qemu.Kernel(img), qemu.Accel("tcg"), qemu.Timeout(10 * time.Minute), qemu.Stdin(inR), qemu.Console(con)}, opts...)
 	g := &guest{vm: start(opts...), stdin: inW, console: con}
 	ctx, cancel := context.WithTimeout(t.Context(), bootTimeout)
@@ -135,15 +118,25 @@ func (g *guest) poweroff(t *testing.T) {
 	g.stdin.Close()
 }
 
-// shell runs a shell command on the console and waits until its output
-// contains want.
+// shell runs a shell command on the console until its output contains
+// want: the command is repeated every 2 s for up to 30 s, since what it
+// reports (say, connections the service has accepted) may still be
+// catching up with what the peer sees.
 func (g *guest) shell(t *testing.T, cmd, want string) {
 	t.Helper()
-	fmt.Fprintln(g.stdin, cmd)
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := g.vm.Expect(ctx, want); err != nil {
-		t.Errorf("shell %q: no %q in the console: %v", cmd, want, err)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fmt.Fprintln(g.stdin, cmd)
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		err := g.vm.Expect(ctx, want)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("shell %q: no %q in the console within 30 s: %v", cmd, want, err)
+			return
+		}
 	}
 }
 

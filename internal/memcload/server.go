@@ -2,16 +2,15 @@ package memcload
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/molt-os/molt/internal/syncbuf"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -74,7 +73,7 @@ type Server struct {
 	Version string
 
 	cmd     *exec.Cmd
-	output  *lockedBuffer
+	output  *syncbuf.Buffer
 	done    chan struct{} // closed when memcached has been reaped
 	waitErr error         // valid after done
 	stopped atomic.Bool
@@ -123,7 +122,7 @@ func startServer(ctx context.Context, bin string, extra []string) (*Server, erro
 	cmdline := bin + " " + strings.Join(args, " ")
 	s := &Server{
 		Addr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		output: &lockedBuffer{},
+		output: &syncbuf.Buffer{Limit: 64 << 10},
 		done:   make(chan struct{}),
 	}
 	s.cmd = exec.Command(bin, args...)
@@ -192,26 +191,4 @@ func (s *Server) Stop() error {
 	s.cmd.Process.Kill()
 	<-s.done
 	return nil
-}
-
-// lockedBuffer collects a process's output; os/exec writes to it from its
-// own goroutine while errors read it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
