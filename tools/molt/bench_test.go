@@ -37,8 +37,18 @@ func TestBenchSVG(t *testing.T) {
 }
 
 func TestBenchFlags(t *testing.T) {
-	err := run(t.Context(), []string{"bench", "-n", "0"}, &strings.Builder{}, &strings.Builder{})
-	if err == nil || !strings.Contains(err.Error(), "out of range") {
-		t.Errorf("bench -n 0: err = %v; want out of range", err)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-n", "0"}, "-n 0 out of range"},
+		{[]string{"-kv-rounds", "0"}, "-kv-rounds 0 out of range"},
+		{[]string{"-net-bytes", "0"}, "-net-bytes 0 out of range"},
+		{[]string{"-suites", "boot,disk"}, `unknown suite "disk"`},
+	} {
+		err := run(t.Context(), append([]string{"bench"}, tc.args...), &strings.Builder{}, &strings.Builder{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("bench %q: err = %v; want one containing %q", tc.args, err, tc.want)
+		}
 	}
 }

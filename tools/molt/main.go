@@ -11,7 +11,7 @@
 //	debug        boot an image with QEMU's gdb stub and wait for a debugger
 //	selftest     build the in-VM test images, boot them and report N passed, N failed
 //	conformance  run the Go distribution's test programs on molt and compare output
-//	bench        measure boot time and idle memory of the default image
+//	bench        measure boot, kv against Linux+memcached, and TCP to a netns peer
 //
 // Run `molt <command> -help` for a command's flags.
 package main
@@ -39,7 +39,7 @@ var commands = map[string]command{
 	"debug":       {"boot an image with QEMU's gdb stub and wait for a debugger", cmdDebug},
 	"selftest":    {"build the in-VM test images, boot them and report N passed, N failed", cmdSelftest},
 	"conformance": {"run the Go distribution's test programs on molt and compare output", cmdConformance},
-	"bench":       {"measure boot time and idle memory of the default image", cmdBench},
+	"bench":       {"measure boot, kv against Linux+memcached, and TCP to a netns peer", cmdBench},
 }
 
 // errUsage marks an error caused by the command line; main exits with 2.
