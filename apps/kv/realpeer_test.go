@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os/exec"
@@ -40,18 +39,7 @@ func hostPort(t *testing.T, addr string) (string, string) {
 // runTool runs a tool with a deadline and returns its stdout and stderr.
 func runTool(t *testing.T, timeout time.Duration, path string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	cmd.WaitDelay = time.Second
-	t.Logf("running %s", strings.Join(cmd.Args, " "))
-	err = cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s did not finish within %v; stdout:\n%s\nstderr:\n%s", path, timeout, o.String(), e.String())
-	}
-	return o.String(), e.String(), err
+	return testtool.Run(t, timeout, func(ctx context.Context) *exec.Cmd { return exec.CommandContext(ctx, path, args...) })
 }
 
 func TestMemcapable(t *testing.T) {

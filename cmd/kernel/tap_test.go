@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
@@ -44,8 +44,8 @@ func tapGuest(t *testing.T) (*guest, *netns.NS, netip.Addr) {
 	// frames longer than the guest's 1500-byte MTU; Linux's TCP still
 	// sends segments that fit the MSS the guest announces.
 	ns := netns.NewT(t, netns.MTU(9000))
-	g := bootGuest(t, func(opts ...qemu.Option) *qemu.VM { return ns.StartT(t, opts...) }, qemu.TAP(ns.TAP, tapMAC), qemu.Append(fmt.Sprintf("ip=%s,gw=%s", ns.GuestIPv4, ns.HostIPv4.Addr())))
-	if want := "net: static " + ns.GuestIPv4.String(); !strings.Contains(g.console.String(), want) {
+	g := bootGuest(t, ns.StartVM, qemu.TAP(ns.TAP, tapMAC), qemu.Append(fmt.Sprintf("ip=%s,gw=%s", ns.GuestIPv4, ns.HostIPv4.Addr())))
+	if want := "net: static " + ns.GuestIPv4.String(); !strings.Contains(g.Console.String(), want) {
 		t.Errorf("boot log lacks %q", want)
 	}
 	return g, ns, ns.GuestIPv4.Addr()
@@ -55,17 +55,7 @@ func tapGuest(t *testing.T) (*guest, *netns.NS, netip.Addr) {
 // its stdout and stderr.
 func runIn(t *testing.T, ns *netns.NS, timeout time.Duration, name string, args ...string) (string, string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), timeout)
-	defer cancel()
-	cmd := ns.Command(ctx, name, args...)
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		t.Fatalf("%s did not finish within %v; stdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), timeout, o.String(), e.String())
-	}
-	return o.String(), e.String(), err
+	return testtool.Run(t, timeout, func(ctx context.Context) *exec.Cmd { return ns.Command(ctx, name, args...) })
 }
 
 // dialAll opens n connections to addr from the namespace, concurrently,
@@ -248,6 +238,6 @@ func TestTAP(t *testing.T) {
 	})
 	if testing.Verbose() || t.Failed() {
 		g.shell(t, "net", "sockets:")
-		t.Logf("guest console:\n%s", g.console.String())
+		t.Logf("guest console:\n%s", g.Console.String())
 	}
 }

@@ -8,10 +8,13 @@
 package testtool
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Find returns the path of the first of names on $PATH, or skips (fails
@@ -30,4 +33,24 @@ func Find(t testing.TB, pkg string, names ...string) string {
 	}
 	t.Skip(msg)
 	return ""
+}
+
+// Run runs the command that mk builds for a context bounded by timeout (so
+// that a wedged peer or server cannot hang the test), and returns its
+// stdout, stderr and exit error. A command still running at the deadline
+// fails the test with what it printed.
+func Run(t testing.TB, timeout time.Duration, mk func(ctx context.Context) *exec.Cmd) (stdout, stderr string, err error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	defer cancel()
+	cmd := mk(ctx)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	cmd.WaitDelay = time.Second
+	t.Logf("running %s", strings.Join(cmd.Args, " "))
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("%s did not finish within %v; stdout:\n%s\nstderr:\n%s", strings.Join(cmd.Args, " "), timeout, o.String(), e.String())
+	}
+	return o.String(), e.String(), err
 }

@@ -16,15 +16,11 @@
 // creation to its deletion.
 //
 // QEMU attaches to a TAP interface by name in the namespace it runs in, so
-// QEMU is started inside the namespace: call qemu.Start or qemu.StartT
-// inside Do, with qemu.TAP(ns.TAP, mac):
+// QEMU is started inside the namespace, with StartVM or StartT (qemu.Start
+// and qemu.StartT inside Do) and qemu.TAP(ns.TAP, mac):
 //
 //	ns := netns.NewT(t)
-//	var vm *qemu.VM
-//	ns.Do(func() error {
-//		vm = qemu.StartT(t, qemu.Kernel(img), qemu.TAP(ns.TAP, "52:54:00:00:03:02"))
-//		return nil
-//	})
+//	vm := ns.StartT(t, qemu.Kernel(img), qemu.TAP(ns.TAP, "52:54:00:00:03:02"))
 //
 // Do runs its function on an OS thread switched into the namespace, and a
 // process forked from that thread (qemu.Start forks QEMU before it returns)

@@ -2,13 +2,11 @@ package netns_test
 
 import (
 	"encoding/hex"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/molt-os/molt/boot/image"
 	"github.com/molt-os/molt/qemu"
 	"github.com/molt-os/molt/qemu/netns"
 )
@@ -20,18 +18,7 @@ import (
 // shows frames flowing both ways. Skipped with -short or without QEMU.
 func TestGuestARP(t *testing.T) {
 	needRoot(t)
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	if err := qemu.Available(); err != nil {
-		t.Skip(err)
-	}
-	img := filepath.Join(t.TempDir(), "vmnet.elf")
-	if _, err := image.Build(t.Context(), image.BuildOptions{
-		Dir: "../..", Package: "./drivers/virtio/internal/vmnet", Output: img,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	img := qemu.BuildT(t, "../..", "./drivers/virtio/internal/vmnet", "")
 	ns := netns.NewT(t, netns.IPv4("10.0.2.2/24", "10.0.2.15/24"))
 	const guestMAC = "52:54:00:00:02:0f"
 	var con strings.Builder

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/molt-os/molt/boot/image"
 	"github.com/molt-os/molt/internal/memcload"
 	"github.com/molt-os/molt/qemu"
 )
@@ -176,17 +175,7 @@ func TestBenchKVLinux(t *testing.T) {
 func buildKernel(t *testing.T) string {
 	t.Helper()
 	needGo(t)
-	if testing.Short() {
-		t.Skip("boots QEMU")
-	}
-	if err := qemu.Available(); err != nil {
-		t.Skip(err)
-	}
-	elf := filepath.Join(t.TempDir(), "molt.elf")
-	if _, err := image.Build(t.Context(), image.BuildOptions{Dir: "../..", Package: "./cmd/kernel", Output: elf, Version: "bench-test"}); err != nil {
-		t.Fatal(err)
-	}
-	return elf
+	return qemu.BuildT(t, "../..", "./cmd/kernel", "bench-test")
 }
 
 // TestBenchKVMolt runs the kv benchmark against molt's kv service (booted

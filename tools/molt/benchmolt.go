@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/molt-os/molt/internal/moltvm"
 	"github.com/molt-os/molt/internal/streamcheck"
 	"github.com/molt-os/molt/qemu"
 	"github.com/molt-os/molt/qemu/netns"
@@ -24,68 +24,36 @@ import (
 // (TCP throughput and round trips between the guest and Linux in a network
 // namespace, over a TAP interface).
 
-// servicesReady is what the default image prints once its services listen.
-const servicesReady = "molt: services ready on"
-
-// moltGuest is a booted default image with a console input to power it off.
+// moltGuest is a booted default image whose console is also kept in a
+// log file, for the report of a failed run.
 type moltGuest struct {
-	vm      *qemu.VM
-	stdin   *io.PipeWriter
-	console *os.File // the guest's console, kept for the report of a failure
+	*moltvm.Guest
+	log *os.File
 }
 
-// bootMolt starts the image (through start, so that it can run inside a
-// namespace) and waits for its services.
-// The console goes to consoleLog, so that a failed run can be read.
-func bootMolt(ctx context.Context, start func(ctx context.Context, opts ...qemu.Option) (*qemu.VM, error), elf, accel, consoleLog string, opts ...qemu.Option) (*moltGuest, error) {
+// bootMolt starts the image through start (qemu.Start, or a namespace's
+// StartVM) with its console in consoleLog, and waits for its services.
+func bootMolt(ctx context.Context, start moltvm.Starter, elf, accel, consoleLog string, opts ...qemu.Option) (*moltGuest, error) {
 	if err := os.MkdirAll(filepath.Dir(consoleLog), 0o755); err != nil {
 		return nil, err
 	}
-	con, err := os.Create(consoleLog)
+	log, err := os.Create(consoleLog)
 	if err != nil {
 		return nil, err
 	}
-	inR, inW := io.Pipe()
-	opts = append([]qemu.Option{qemu.Kernel(elf), qemu.Accel(accel), qemu.Stdin(inR), qemu.Console(con)}, opts...)
-	vm, err := start(ctx, opts...)
+	g, err := moltvm.Boot(ctx, start, log, append([]qemu.Option{qemu.Kernel(elf), qemu.Accel(accel)}, opts...)...)
 	if err != nil {
-		con.Close()
-		return nil, err
+		log.Close()
+		return nil, fmt.Errorf("%w (console in %s)", err, consoleLog)
 	}
-	g := &moltGuest{vm: vm, stdin: inW, console: con}
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	if err := vm.Expect(rctx, servicesReady); err != nil {
-		g.vm.Kill()
-		g.vm.Wait()
-		con.Close()
-		return nil, fmt.Errorf("molt never reported its services ready: %w; console in %s; reproduce with: %s", err, consoleLog, vm.CommandLine())
-	}
-	return g, nil
+	return &moltGuest{g, log}, nil
 }
 
-// stop powers the guest off through its shell; any other end (a crash
-// during the benchmark) is an error.
+// stop powers the guest off; any other end is an error.
 func (g *moltGuest) stop() error {
-	defer g.console.Close()
-	defer g.stdin.Close()
-	fmt.Fprintln(g.stdin, "poweroff")
-	done := make(chan struct{})
-	var r qemu.Result
-	var err error
-	go func() { r, err = g.vm.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
-		g.vm.Kill()
-		<-done
-		return errors.New("molt did not power off within a minute")
-	}
-	if err != nil {
-		return err
-	}
-	if !r.OK() {
-		return fmt.Errorf("molt ended with %s (console in %s)", r.Describe(), g.console.Name())
+	defer g.log.Close()
+	if err := g.Poweroff(); err != nil {
+		return fmt.Errorf("%w (console in %s)", err, g.log.Name())
 	}
 	return nil
 }
@@ -113,7 +81,7 @@ func moltTarget(elf, accel, cmdline string, gotAccel *string) kvTarget {
 			if err != nil {
 				return "", nil, err
 			}
-			*gotAccel, _ = g.vm.Accel()
+			*gotAccel, _ = g.VM.Accel()
 			return fmt.Sprintf("127.0.0.1:%d", port), g.stop, nil
 		},
 	}
@@ -158,8 +126,9 @@ func benchNet(ctx context.Context, elf, accel string, cfg netBenchConfig, logf f
 	stopped := false
 	defer func() {
 		if !stopped {
-			g.vm.Kill()
-			g.vm.Wait()
+			g.VM.Kill()
+			g.VM.Wait()
+			g.log.Close()
 		}
 	}()
 	echoAddr := netip.AddrPortFrom(ns.GuestIPv4.Addr(), guestEchoPort).String()
@@ -172,7 +141,7 @@ func benchNet(ctx context.Context, elf, accel string, cfg netBenchConfig, logf f
 	rtts, err := roundTrips(c, cfg.RTTCount)
 	c.Close()
 	if err != nil {
-		return res, fmt.Errorf("net bench: round trips: %w (guest console in %s)", err, g.console.Name())
+		return res, fmt.Errorf("net bench: round trips: %w (guest console in %s)", err, g.log.Name())
 	}
 	res.RTTCount = len(rtts)
 	res.RTTP50, res.RTTP99, res.RTTMax = rtts[len(rtts)/2], rtts[(len(rtts)-1)*99/100], rtts[len(rtts)-1]
@@ -183,7 +152,7 @@ func benchNet(ctx context.Context, elf, accel string, cfg netBenchConfig, logf f
 	for _, conns := range []int{1, cfg.StreamConns} {
 		mbps, err := echoThroughput(ctx, ns, echoAddr, conns, cfg.StreamBytes)
 		if err != nil {
-			return res, fmt.Errorf("net bench: %d streams: %w (guest console in %s)", conns, err, g.console.Name())
+			return res, fmt.Errorf("net bench: %d streams: %w (guest console in %s)", conns, err, g.log.Name())
 		}
 		if conns == 1 {
 			res.Stream1MBps = mbps

@@ -1,13 +1,11 @@
 package net_test
 
 import (
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/molt-os/molt/boot/image"
 	"github.com/molt-os/molt/qemu"
 )
 
@@ -18,18 +16,7 @@ import (
 // ARP, pushes 640 requests through both rings, re-initialises, shuts down
 // and re-attaches. Skipped with -short or without QEMU.
 func TestQEMU(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	if err := qemu.Available(); err != nil {
-		t.Skip(err)
-	}
-	img := filepath.Join(t.TempDir(), "vmnet.elf")
-	if _, err := image.Build(t.Context(), image.BuildOptions{
-		Dir: "../../..", Package: "./drivers/virtio/internal/vmnet", Output: img,
-	}); err != nil {
-		t.Fatal(err)
-	}
+	img := qemu.BuildT(t, "../../..", "./drivers/virtio/internal/vmnet", "")
 	for _, legacy := range []bool{false, true} {
 		name := "modern"
 		if legacy {
