@@ -175,11 +175,13 @@ func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed || len(s.conns) >= s.cfg.MaxConns {
-		c.Close()
+		// Count before closing: whoever sees the close also sees the
+		// count.
 		if !s.closed {
 			s.rejected.Add(1)
 			s.logf("echo: %v: too many connections (%d), closed", c.RemoteAddr(), s.cfg.MaxConns)
 		}
+		c.Close()
 		return false
 	}
 	s.conns[c] = struct{}{}
