@@ -75,7 +75,7 @@ func Uptime() time.Duration {
 	if !booted {
 		return time.Since(hostStart)
 	}
-	return time.Duration(nanotime())
+	return time.Duration(nanotime() - clock.bootNs)
 }
 
 var hostStart = time.Now()
@@ -92,3 +92,35 @@ func SyscallCount(nr int) uint64 {
 // VDSO reports whether the kernel gave the runtime a vDSO, so that clock
 // reads make no system call (see vdso.go).
 func VDSO() bool { return booted && vdsoOn }
+
+// BuildIDBytes returns the build ID as bytes (zero when unstamped): what a
+// handoff header records as its writer.
+func BuildIDBytes() [32]byte {
+	if BuildID() == "unstamped" {
+		return [32]byte{}
+	}
+	return buildID
+}
+
+// ClockReading is the kernel's clocks read at one instant.
+type ClockReading struct {
+	MonotonicNs uint64 // CLOCK_MONOTONIC (continues across self-updates)
+	TSC         uint64
+	WallNs      int64  // CLOCK_REALTIME
+	TSCHz       uint64 // calibrated TSC rate; 0 on a host
+}
+
+// ReadClock reads the clocks together, with interrupts off so that nothing
+// runs between the readings. On a host, it returns Go's clocks and no TSC.
+func ReadClock() ClockReading {
+	if !booted {
+		now := time.Now()
+		return ClockReading{MonotonicNs: uint64(time.Since(hostStart)), WallNs: now.UnixNano()}
+	}
+	fl := disableInterrupts()
+	r := ClockReading{TSC: rdtsc(), TSCHz: clock.tscHz}
+	r.MonotonicNs = uint64(nanotime())
+	r.WallNs = walltime()
+	restoreInterrupts(fl)
+	return r
+}

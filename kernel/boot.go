@@ -49,6 +49,7 @@ func kinit(startInfo uintptr) uintptr {
 	framesInit(layout.FramePoolBase, ramTop)
 	trapInit()
 	lapicDev.Init(vecSpurious)
+	warmInit()
 	clockInit()
 	vdsoOn = !opts.novdso && vdsoInit()
 	interruptsInit()
@@ -57,7 +58,8 @@ func kinit(startInfo uintptr) uintptr {
 	randomInit()
 	schedInit()
 	booted = true
-	kinitDoneNs = nanotime()
+	kinitDoneNs = nanotime() - clock.bootNs
+	warm.kinitTSC = rdtsc()
 	return buildProcessStack()
 }
 

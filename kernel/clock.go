@@ -27,7 +27,9 @@ var clock struct {
 	source     int
 	tscHz      uint64
 	tscMult    uint64 // ns = (ticks * tscMult) >> 32
-	tscEntry   uint64 // TSC at the PVH entry point (stamped by the stub)
+	tscEntry   uint64 // TSC at monotonic 0: this kernel's entry, or earlier on a warm boot
+	tscEntry0  uint64 // TSC at this kernel's PVH entry point (stamped by the stub)
+	bootNs     int64  // monotonic ns at this kernel's entry: 0, or the continued clock
 	lapicHz    uint64
 	lapicMult  uint64 // lapic ticks = (ns * lapicMult) >> 32
 	wallAtBoot int64  // Unix ns at monotonic 0
@@ -56,7 +58,9 @@ func clockInit() {
 	if clock.tscEntry == 0 {
 		clock.tscEntry = rdtsc()
 	}
+	clock.tscEntry0 = clock.tscEntry
 	calibrate()
+	continueClock()
 	if hasKVMClock() {
 		wrmsr(msrKVMSystemTim, uint64(pvclockArea)|1)
 		clock.source = clockKVMClock
@@ -71,6 +75,33 @@ func clockInit() {
 	} else {
 		clock.wallAtBoot = 1767225600 * 1e9 // 2026-01-01: no RTC
 	}
+}
+
+// continueClock makes monotonic time continue from the previous kernel's
+// after a jump: the previous kernel stamped its monotonic time and the TSC
+// together (kernel/jump.go), and the TSC kept counting through the jump.
+// So that nanotime (and the vDSO, which computes the same formula) needs
+// no extra term, monotonic 0 moves back to the TSC value at which it would
+// have been: tscEntry = entry − ticks(previous mono + time since stamp).
+//
+//go:nosplit
+func continueClock() {
+	if !warm.times {
+		return
+	}
+	s := &warm.stamps
+	since := tscToNs(clock.tscEntry0 - s[jtDecide/8])
+	boot := s[jtMonoNs/8] + since
+	hi, lo := bits.Mul64(boot, clock.tscHz)
+	if hi >= 1_000_000_000 {
+		return // absurd: would overflow
+	}
+	ticks, _ := bits.Div64(hi, lo, 1_000_000_000)
+	if ticks > clock.tscEntry0 {
+		return // the TSC restarted: not a continuation of the same machine
+	}
+	clock.tscEntry = clock.tscEntry0 - ticks
+	clock.bootNs = int64(tscToNs(clock.tscEntry0 - clock.tscEntry))
 }
 
 // calibrate measures the TSC and LAPIC timer against the PIT.

@@ -19,7 +19,7 @@ func init() {
 	if !booted {
 		return
 	}
-	readyNs = nanotime()
+	readyNs = nanotime() - clock.bootNs
 	if !quiet {
 		os.Stdout.WriteString(Banner())
 	}

@@ -16,14 +16,48 @@ import (
 // The boot stub cannot import Go constants; this keeps its #defines equal
 // to boot/layout.
 func TestEntryConstantsMatchLayout(t *testing.T) {
-	want := map[string]uint64{
+	checkDefines(t, "entry_amd64.s", map[string]uint64{
 		"PML4": layout.BootPML4, "PDPT": layout.BootPDPT, "PD0": layout.BootPD,
 		"PT0": layout.BootPT0, "GDTBASE": layout.BootGDT, "BOOTTLS": layout.BootTLS,
 		"ENTRYTSC": entryTSCAddr, "EXCFX": layout.ExceptionFX,
 		"BOOTSTACK": layout.SyscallStackTop, "KSTACK": layout.SyscallStackTop,
 		"IDLESTACK": layout.IdleStackTop,
+	})
+}
+
+// The purgatory's addresses, and the parameter and timestamp offsets its
+// comments list, must match layout and jump.go.
+func TestJumpConstantsMatch(t *testing.T) {
+	checkDefines(t, "jump_amd64.s", map[string]uint64{
+		"PML4": layout.BootPML4, "PURG64": layout.Purgatory64, "PURG32": layout.Purgatory32,
+		"PARAMS": layout.PurgatoryParams, "PURGSTACK": layout.PurgatoryStack,
+	})
+	// Offsets the assembly uses as literals.
+	for name, c := range map[string][2]uint64{
+		"segment count": {parNSeg, 0x00}, "entry": {parEntry, 0x08}, "start info": {parStartInfo, 0x10},
+		"timestamp page": {parTimes, 0x18}, "GDTR": {parGDTR, 0x20}, "IDTR": {parIDTR, 0x30},
+		"segments": {parSegments, 0x80}, "purgatory stamp": {jtPurgatory, 0x28},
+		"copied stamp": {jtCopied, 0x30}, "zeroed stamp": {jtZeroed, 0x38},
+	} {
+		if c[0] != c[1] {
+			t.Errorf("%s offset is %#x in jump.go; jump_amd64.s uses %#x", name, c[0], c[1])
+		}
 	}
-	f, err := os.Open("entry_amd64.s")
+	if parSegments+MaxSegments*32 > layout.PageSize {
+		t.Errorf("%d segments do not fit the parameter page", MaxSegments)
+	}
+	if layout.Purgatory32-layout.Purgatory64 < purgatoryMax || layout.PurgatoryParams-layout.Purgatory32 < purgatoryMax {
+		t.Errorf("purgatory blobs of %#x bytes overlap", purgatoryMax)
+	}
+	if siCmdline+1025 > 4*layout.PageSize || siMemmap+32*24 > siCmdline || layout.JumpStartInfo+4*layout.PageSize > layout.JumpTimes {
+		t.Error("the start info does not fit its pages")
+	}
+}
+
+// checkDefines compares the #define lines of an assembly file with want.
+func checkDefines(t *testing.T, file string, want map[string]uint64) {
+	t.Helper()
+	f, err := os.Open(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,17 +73,20 @@ func TestEntryConstantsMatchLayout(t *testing.T) {
 		v, _ := strconv.ParseUint(m[2], 0, 64)
 		w, ok := want[m[1]]
 		if !ok {
-			t.Errorf("entry_amd64.s defines %s = %#x with no layout counterpart in this test", m[1], v)
+			t.Errorf("%s defines %s = %#x with no layout counterpart in this test", file, m[1], v)
 			continue
 		}
 		seen[m[1]] = true
 		if v != w {
-			t.Errorf("entry_amd64.s %s = %#x; layout says %#x", m[1], v, w)
+			t.Errorf("%s %s = %#x; layout says %#x", file, m[1], v, w)
 		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
 	}
 	for name := range want {
 		if !seen[name] {
-			t.Errorf("entry_amd64.s lacks #define %s", name)
+			t.Errorf("%s lacks #define %s", file, name)
 		}
 	}
 }

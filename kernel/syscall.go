@@ -228,7 +228,7 @@ func clockRead(id uintptr) (int64, bool) {
 	case clockMonotonic, clockMonotonicRaw, clockMonotonicCoar, clockBoottime:
 		return nanotime(), true
 	case clockProcessCPU:
-		return nanotime() - schedStats.idleNs, true
+		return nanotime() - clock.bootNs - schedStats.idleNs, true
 	case clockThreadCPU:
 		t := current()
 		return t.cpuNs + nanotime() - t.ranAt, true

@@ -104,6 +104,14 @@ func Device(spec string) Option {
 	return func(c *Config) { c.Devices = append(c.Devices, spec) }
 }
 
+// Loader places the raw bytes of file at guest physical address addr
+// before the kernel starts (QEMU's generic loader device): how a launcher
+// puts an image into an image store slot (layout.ImageStoreBase), or a
+// test puts bytes into the handoff region.
+func Loader(file string, addr uint64) Option {
+	return Device(fmt.Sprintf("loader,file=%s,addr=%#x,force-raw=on", file, addr))
+}
+
 // Extra appends arguments verbatim after all others (for example
 // "-netdev", "user,id=n0").
 func Extra(args ...string) Option {

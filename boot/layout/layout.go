@@ -11,7 +11,9 @@
 //
 //	0x0000_0000  page 0: never mapped (catches nil dereferences in the kernel)
 //	0x0000_1000  free
-//	0x0000_8000  purgatory and update parameter pages (self-update, below 1 MiB)
+//	0x0000_8000  purgatory code (0x8000, 0x8800), its parameter page
+//	             (0x9000), the synthesized PVH start info (0xa000), jump
+//	             timestamps (0xe000) and the purgatory stack (top 0xf000)
 //	0x0001_0000  boot page tables: PML4, PDPT, 4 PDs, PT for the first 2 MiB
 //	0x0001_7000  GDT page; boot TLS scratch at +0x800
 //	0x0001_8000  FXSAVE areas for trap paths (exception, double fault)
@@ -25,7 +27,8 @@
 //	   ...       image end (text, data, BSS) must stay below ImageLimit
 //	0x0600_0000  handoff region (HandoffSize)
 //	0x0700_0000  DMA region for device drivers (DMASize)
-//	0x0800_0000  physical frame pool up to the end of RAM below 4 GiB
+//	0x0800_0000  image store: two slots of ImageSlotSize for update images
+//	0x0c00_0000  physical frame pool up to the end of RAM below 4 GiB
 //
 // Virtual addresses at or above 4 GiB belong to the Go runtime's mappings
 // (mmap), backed on demand by frames from the pool.
@@ -64,10 +67,20 @@ const (
 	ProcessStackTop    = 0x80000
 	ProcessStackBottom = 0x60000
 
-	// PurgatoryBase is reserved for the self-update purgatory and its
-	// parameter pages.
-	PurgatoryBase = 0x8000
-	PurgatoryEnd  = 0x10000
+	// PurgatoryBase..PurgatoryEnd is reserved for the self-update jump
+	// (kernel/jump.go): the purgatory code that copies the next image into
+	// place, its parameters, the PVH start info it hands to the next image,
+	// and timestamps the next kernel reads. No image segment, allocator or
+	// boot stub touches the range, so the next kernel can still read the
+	// timestamps after it has booted.
+	PurgatoryBase   = 0x8000
+	Purgatory64     = 0x8000 // 64-bit copier, at most 0x800 bytes
+	Purgatory32     = 0x8800 // 32-bit tail that enters the PVH entry, at most 0x800 bytes
+	PurgatoryParams = 0x9000 // segment list and purgatory GDT (one page)
+	JumpStartInfo   = 0xa000 // hvm_start_info, memory map, module list, cmdline (four pages)
+	JumpTimes       = 0xe000 // TSC stamps of the jump (one page)
+	PurgatoryStack  = 0xf000 // top of the purgatory's stack
+	PurgatoryEnd    = 0x10000
 
 	// ImageBase is the load address of the ELF header page; the linker is run
 	// with -T ImageText so text starts one page above it.
@@ -87,13 +100,23 @@ const (
 	DMABase = 0x7000000
 	DMASize = 0x1000000 // 16 MiB
 
+	// ImageStoreBase holds ImageSlots slots of ImageSlotSize bytes each,
+	// where the update service keeps signed images: the one being staged
+	// for the next kernel, and the running or previous one (for rollback,
+	// or loaded by the launcher at cold boot). The purgatory copies the
+	// next image's segments straight out of its slot, so a slot lies
+	// outside every image destination and every allocator.
+	ImageStoreBase = 0x8000000
+	ImageSlotSize  = 0x2000000 // 32 MiB: the largest signed image
+	ImageSlots     = 2
+
 	// FramePoolBase is the first physical address the frame allocator may
 	// use; it ends at the top of usable RAM below 4 GiB.
-	FramePoolBase = 0x8000000
+	FramePoolBase = ImageStoreBase + ImageSlots*ImageSlotSize
 
 	// MinRAM is the least guest RAM molt boots with: the fixed layout plus a
 	// frame pool large enough for the Go runtime.
-	MinRAM = 192 << 20
+	MinRAM = 256 << 20
 
 	// MMIOBase is where the top GiB of the identity map starts; it is mapped
 	// uncached (LAPIC, IOAPIC, virtio-mmio live there).
@@ -112,6 +135,16 @@ const (
 	BuildIDSymbol = "github.com/molt-os/molt/kernel.buildID"
 	// VersionVar is set with -ldflags -X to stamp the release version.
 	VersionVar = "github.com/molt-os/molt/kernel.version"
+	// HandoffFormatsSymbol names a [8]uint32 array listing the handoff
+	// container format versions an image reads (zero entries unused). The
+	// update service reads it from a pushed image's symbol table and refuses
+	// an image that cannot read the format the running kernel writes
+	// (docs/images.md).
+	HandoffFormatsSymbol = "github.com/molt-os/molt/kernel.handoffFormats"
+	// TrustedKeysVar is set with -ldflags -X by molt build to the hex
+	// ed25519 public keys (comma-separated) whose signed images the kernel
+	// accepts in a self-update (docs/images.md).
+	TrustedKeysVar = "github.com/molt-os/molt/updater/image.trustedKeys"
 )
 
 // Exit codes the kernel writes to QEMU's isa-debug-exit device. QEMU exits

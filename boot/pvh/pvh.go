@@ -17,11 +17,14 @@ const (
 	offMagic       = 0x00
 	offVersion     = 0x04
 	offFlags       = 0x08
+	offNrModules   = 0x0c
+	offModlist     = 0x10
 	offCmdline     = 0x18
 	offRSDP        = 0x20
 	offMemmap      = 0x28
 	offMemmapCount = 0x30
 	memmapEntry    = 24 // hvm_memmap_table_entry: addr, size, type, reserved
+	modlistEntry   = 32 // hvm_modlist_entry: paddr, size, cmdline_paddr, reserved
 )
 
 // Memory map entry types (E820 numbering).
@@ -37,7 +40,24 @@ const (
 const (
 	MaxRegions = 32
 	MaxCmdline = 1024
+	MaxModules = 4
+	MaxModName = 32
 )
+
+// Module is one entry of the start info's module list. molt's self-update
+// passes the handoff region to the next kernel as a module named
+// "molt.handoff" (kernel/jump.go); a loader's initrd would be another.
+type Module struct {
+	Addr, Size uint64
+	name       [MaxModName]byte // the module's command line, truncated
+	nameLen    int
+}
+
+// Name returns the module's command line (at most MaxModName bytes). The
+// string aliases m's storage.
+//
+//go:nosplit
+func (m *Module) Name() string { return unsafeString(&m.name[0], m.nameLen) }
 
 // Region is one memory map entry.
 type Region struct {
@@ -53,7 +73,9 @@ type Info struct {
 	RSDP       uint64
 	Regions    [MaxRegions]Region
 	NRegions   int
-	Truncated  bool // memory map or command line did not fit
+	Modules    [MaxModules]Module
+	NModules   int
+	Truncated  bool // memory map, module list or command line did not fit
 	cmdline    [MaxCmdline]byte
 	cmdlineLen int
 }
@@ -139,7 +161,57 @@ func Parse(addr uintptr, info *Info) int {
 	if info.NRegions == 0 {
 		return ErrNoMemmap
 	}
+	parseModules(addr, info)
 	return OK
+}
+
+// parseModules reads the module list. Entries beyond MaxModules set
+// Truncated; so does a module name longer than MaxModName (the name is
+// then not matched by Module, which compares whole names).
+//
+//go:nosplit
+func parseModules(addr uintptr, info *Info) {
+	list := uintptr(load64(addr + offModlist))
+	n := int(load32(addr + offNrModules))
+	if list == 0 {
+		return
+	}
+	for i := 0; i < n; i++ {
+		if info.NModules == MaxModules {
+			info.Truncated = true
+			return
+		}
+		e := list + uintptr(i)*modlistEntry
+		m := &info.Modules[info.NModules]
+		m.Addr, m.Size = load64(e), load64(e+8)
+		if c := uintptr(load64(e + 16)); c != 0 {
+			for m.nameLen < MaxModName {
+				b := load8(c + uintptr(m.nameLen))
+				if b == 0 {
+					break
+				}
+				m.name[m.nameLen] = b
+				m.nameLen++
+			}
+			if m.nameLen == MaxModName && load8(c+MaxModName) != 0 {
+				info.Truncated = true
+				m.nameLen = 0 // a truncated name must not match a shorter one
+			}
+		}
+		info.NModules++
+	}
+}
+
+// Module returns the first module whose command line is exactly name.
+//
+//go:nosplit
+func (info *Info) Module(name string) (Module, bool) {
+	for i := 0; i < info.NModules; i++ {
+		if info.Modules[i].Name() == name {
+			return info.Modules[i], true
+		}
+	}
+	return Module{}, false
 }
 
 // Cmdline returns the kernel command line. The string aliases info's

@@ -98,6 +98,68 @@ func TestParseTruncates(t *testing.T) {
 	}
 }
 
+// withModules adds a module list at 0x1800 to an image's buffer, with each
+// module's name at 0x1c00 + 0x40*i.
+func withModules(buf []byte, base uintptr, mods []Module, names []string) {
+	le := binary.LittleEndian
+	le.PutUint32(buf[offNrModules:], uint32(len(mods)))
+	le.PutUint64(buf[offModlist:], uint64(base+0x1800))
+	for i, m := range mods {
+		e := buf[0x1800+i*modlistEntry:]
+		le.PutUint64(e, m.Addr)
+		le.PutUint64(e[8:], m.Size)
+		if names[i] != "" {
+			off := 0x1c00 + 0x40*i
+			copy(buf[off:off+0x3f], names[i]+"\x00")
+			le.PutUint64(e[16:], uint64(base+uintptr(off)))
+		}
+	}
+}
+
+func TestParseModules(t *testing.T) {
+	buf, addr := image(t, StartInfoMagic, 1, "x", qemuMap)
+	withModules(buf, addr,
+		[]Module{{Addr: 0x1000000, Size: 0x2000}, {Addr: 0x6000000, Size: 0x1000000}, {Addr: 0x7000, Size: 1}},
+		[]string{"initrd", "molt.handoff", ""})
+	var info Info
+	if rc := Parse(addr, &info); rc != OK {
+		t.Fatalf("Parse = %s", ErrorString(rc))
+	}
+	if info.NModules != 3 || info.Truncated {
+		t.Fatalf("NModules = %d, Truncated = %v; want 3, false", info.NModules, info.Truncated)
+	}
+	m, ok := info.Module("molt.handoff")
+	if !ok || m.Addr != 0x6000000 || m.Size != 0x1000000 {
+		t.Errorf("Module(molt.handoff) = %+v, %v", m, ok)
+	}
+	if _, ok := info.Module("molt.hand"); ok {
+		t.Error("a prefix of a module name matched")
+	}
+	if got := info.Modules[2].Name(); got != "" {
+		t.Errorf("module without a command line has name %q", got)
+	}
+}
+
+func TestParseModulesTruncates(t *testing.T) {
+	buf, addr := image(t, StartInfoMagic, 1, "x", qemuMap)
+	long := strings.Repeat("m", MaxModName) + "olt.handoff"
+	mods := make([]Module, MaxModules+2)
+	names := make([]string, len(mods))
+	names[0] = long
+	withModules(buf, addr, mods, names)
+	var info Info
+	if rc := Parse(addr, &info); rc != OK {
+		t.Fatalf("Parse = %s", ErrorString(rc))
+	}
+	if !info.Truncated || info.NModules != MaxModules {
+		t.Errorf("Truncated = %v, NModules = %d; want true, %d", info.Truncated, info.NModules, MaxModules)
+	}
+	if info.Modules[0].Name() != "" {
+		t.Errorf("a truncated module name is kept as %q", info.Modules[0].Name())
+	}
+	_ = buf
+}
+
 // FuzzParse feeds arbitrary start-info bytes to Parse. Pointer fields are
 // redirected into the buffer (or cleared), since a real loader's pointers
 // always point at memory; everything else is as fuzzed.
@@ -123,6 +185,17 @@ func FuzzParse(f *testing.F) {
 		if n := le.Uint32(buf[offMemmapCount:]); n > 64 {
 			le.PutUint32(buf[offMemmapCount:], n%64)
 		}
+		// the module list sits at 0x2000 with at most 8 entries, whose
+		// name pointers stay inside the buffer too
+		le.PutUint64(buf[offModlist:], uint64(base+0x2000))
+		nmod := le.Uint32(buf[offNrModules:]) % 9
+		le.PutUint32(buf[offNrModules:], nmod)
+		for i := 0; i < int(nmod); i++ {
+			e := 0x2000 + i*modlistEntry
+			if p := le.Uint64(buf[e+16:]); p != 0 {
+				le.PutUint64(buf[e+16:], uint64(base+uintptr(p%0x1000)+0x1000))
+			}
+		}
 		buf[len(buf)-1] = 0 // the command line ends inside the buffer
 		var info Info
 		rc := Parse(base, &info)
@@ -132,6 +205,14 @@ func FuzzParse(f *testing.F) {
 			}
 			if len(info.Cmdline()) > MaxCmdline {
 				t.Fatalf("cmdline longer than MaxCmdline")
+			}
+			if info.NModules > MaxModules {
+				t.Fatalf("%d modules", info.NModules)
+			}
+			for i := 0; i < info.NModules; i++ {
+				if len(info.Modules[i].Name()) > MaxModName {
+					t.Fatalf("module name longer than MaxModName")
+				}
 			}
 		}
 		_ = ErrorString(rc)

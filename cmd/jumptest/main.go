@@ -1,0 +1,201 @@
+// Command jumptest is a kernel image that exercises the self-update jump on
+// its own, without services: it hops between the images a launcher placed
+// in the two image store slots, carrying a handoff region from kernel to
+// kernel, and checks what arrives. The QEMU test next to it drives it.
+//
+// Command-line words:
+//
+//	jumptest.hops=N  jump until the handoff generation reaches N, then
+//	                 power off with status 0 (default 0: report and stop)
+//
+// Hop g (g = the generation this kernel inherited, 0 after a cold boot)
+// jumps to the image in slot (g+1) mod 2, so with image A in slot 0 and B
+// in slot 1 and A booted cold, the chain is A → B → A → ...
+//
+// Every kernel prints one line a test can match:
+//
+//	jumptest: <version> cold: <why>
+//	jumptest: <version> warm generation <g> from <writer version> ...
+//
+// and exits with status 1 if what it inherited is wrong (bad region,
+// clock went backwards, generation not the one expected).
+package main
+
+import (
+	"bytes"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/molt-os/molt/boot/layout"
+	"github.com/molt-os/molt/kernel"
+	"github.com/molt-os/molt/updater/handoff"
+	"github.com/molt-os/molt/updater/kexec"
+)
+
+func main() {
+	if !kernel.Booted() {
+		fmt.Fprintln(os.Stderr, "jumptest: this is a kernel image; boot it with molt run")
+		os.Exit(2)
+	}
+	hops := 0
+	for _, w := range strings.Fields(kernel.Cmdline()) {
+		if v, ok := strings.CutPrefix(w, "jumptest.hops="); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				fail("bad jumptest.hops=%q", v)
+			}
+			hops = n
+		}
+	}
+	region, err := kernel.HandoffRegion()
+	if err != nil {
+		fail("%v", err)
+	}
+	gen, hist, err := inherit(region)
+	if err != nil {
+		fail("%v", err)
+	}
+	if int(gen) >= hops {
+		fmt.Printf("jumptest: %s done after %d hops\n", kernel.Version(), gen)
+		kernel.Poweroff(0)
+	}
+	if err := hop(region, gen, hist); err != nil {
+		fail("hop %d: %v", gen+1, err)
+	}
+}
+
+// inherit reads what the previous kernel handed over, checks it and
+// returns its generation (0 on a cold boot) and update history.
+func inherit(region []byte) (uint64, handoff.History, error) {
+	n, warm := kernel.Inherited()
+	if !warm {
+		st, _, err := handoff.Inspect(region[:4096])
+		fmt.Printf("jumptest: %s cold: region %s (%v); starting fresh\n", kernel.Version(), st, err)
+		return 0, handoff.History{}, nil
+	}
+	st, r, err := handoff.Inspect(region[:n])
+	if st != handoff.Valid {
+		return 0, handoff.History{}, fmt.Errorf("warm boot with a %s region: %v", st, err)
+	}
+	decoded, err := handoff.Builtin().DecodeAll(r)
+	if err != nil {
+		return 0, handoff.History{}, fmt.Errorf("decode region: %w", err)
+	}
+	var clk handoff.Clock
+	var hist handoff.History
+	for _, d := range decoded {
+		switch v := d.Value.(type) {
+		case handoff.Clock:
+			clk = v
+		case handoff.History:
+			hist = v
+		}
+	}
+	last := hist.Last()
+	if last == nil || last.Generation != r.Generation || last.ToBuild != kernel.BuildIDBytes() {
+		return 0, hist, fmt.Errorf("history does not name this image as the target of generation %d: %+v", r.Generation, last)
+	}
+	now := kernel.ReadClock()
+	if now.MonotonicNs <= clk.MonotonicNs {
+		return 0, hist, fmt.Errorf("monotonic clock went back: %d ns now, %d ns at save", now.MonotonicNs, clk.MonotonicNs)
+	}
+	gap := time.Duration(now.MonotonicNs - clk.MonotonicNs)
+	if gap > time.Minute {
+		return 0, hist, fmt.Errorf("monotonic clock jumped ahead by %v across the jump", gap)
+	}
+	blackout, _ := clk.MonotonicAt(now.TSC)
+	line := fmt.Sprintf("jumptest: %s warm generation %d from %s, handoff %d bytes, clock +%v",
+		kernel.Version(), r.Generation, last.FromVersion, n, gap.Round(time.Microsecond))
+	if j, ok := kernel.PreviousJump(); ok {
+		line += fmt.Sprintf(", jump: stop %v enter %v copy %v zero %v boot %v kinit %v total %v",
+			j.Stop, j.Enter, j.Copy, j.Zero, j.Boot, j.Kinit, j.Total)
+	}
+	fmt.Println(line)
+	_ = blackout
+	return r.Generation, hist, nil
+}
+
+// hop writes the next generation's region and jumps to the other slot.
+func hop(region []byte, gen uint64, hist handoff.History) error {
+	slot := int(gen+1) % 2
+	mem, phys, err := kernel.ImageSlot(slot)
+	if err != nil {
+		return err
+	}
+	// The launcher placed a raw ELF at the slot's start; ELF readers only
+	// read at the offsets the headers name, so the slot's tail is ignored.
+	plan, err := kexec.PlanELF(mem, phys)
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", slot, err)
+	}
+	target, err := buildIDOf(mem)
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", slot, err)
+	}
+	now := kernel.ReadClock()
+	hist.Add(handoff.HistoryEntry{
+		Generation: gen + 1, FromVersion: kernel.Version(), ToVersion: fmt.Sprintf("slot %d", slot),
+		FromBuild: kernel.BuildIDBytes(), ToBuild: target,
+		StartedNs: now.WallNs, HandoffNs: now.WallNs, Outcome: handoff.OutcomePending,
+	})
+	histBytes, err := hist.Append(nil)
+	if err != nil {
+		return err
+	}
+	enc, err := handoff.Builtin().NewEncoder(region, handoff.Header{Generation: gen + 1, BuildID: kernel.BuildIDBytes()})
+	if err != nil {
+		return err
+	}
+	if err := enc.Add(handoff.TypeUpdateHistory, handoff.HistoryVersion, 0, histBytes); err != nil {
+		return err
+	}
+	clk := kernel.ReadClock()
+	c := handoff.Clock{MonotonicNs: clk.MonotonicNs, TSC: clk.TSC, WallNs: clk.WallNs, TSCHz: clk.TSCHz}
+	if err := enc.Add(handoff.TypeClock, handoff.ClockVersion, 0, c.Append(nil)); err != nil {
+		return err
+	}
+	out, err := enc.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Printf("jumptest: %s jumping to slot %d: %d segments, %d KiB copied, %d KiB in all, handoff %d bytes\n",
+		kernel.Version(), slot, len(plan.Segments), plan.Filesz>>10, plan.Memsz>>10, len(out))
+	return plan.Jump(len(out))
+}
+
+// buildIDOf reads the build ID the post-link step stamped into an image.
+func buildIDOf(img []byte) ([32]byte, error) {
+	var id [32]byte
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		return id, err
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return id, err
+	}
+	for _, s := range syms {
+		if s.Name != layout.BuildIDSymbol {
+			continue
+		}
+		for _, sec := range f.Sections {
+			if sec.Type == elf.SHT_PROGBITS && s.Value >= sec.Addr && s.Value+32 <= sec.Addr+sec.Size {
+				if _, err := sec.ReadAt(id[:], int64(s.Value-sec.Addr)); err != nil {
+					return id, err
+				}
+				return id, nil
+			}
+		}
+	}
+	return id, errors.New("no build ID symbol")
+}
+
+func fail(format string, args ...any) {
+	fmt.Printf("jumptest: %s FAIL: %s\n", kernel.Version(), fmt.Sprintf(format, args...))
+	kernel.Poweroff(1)
+}
