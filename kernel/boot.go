@@ -148,6 +148,9 @@ func nextWord(s string, i int) (string, int) {
 //go:nosplit
 func stop(code uint8) {
 	disableInterrupts()
+	if code != 0 && rollback.armed {
+		rollbackJump(code)
+	}
 	qemuExit.Exit(code)
 	for {
 		halt()

@@ -197,5 +197,6 @@ func Poweroff(code int) {
 	if !quiet {
 		os.Stdout.WriteString("molt: power off\n")
 	}
+	DisarmRollback() // a deliberate stop, not a failure to roll back from
 	stop(uint8(code))
 }

@@ -67,7 +67,10 @@ const (
 	jtPurgatory = 0x28               // TSC when the purgatory began
 	jtCopied    = 0x30               // TSC when every segment was copied
 	jtZeroed    = 0x38               // TSC when BSS was zeroed, just before the PVH entry
+	jtRollback  = 0x40               // rollbackFlag | stop code, if this jump is a rollback
 	jumpMagic   = 0x31504d4a544c4f4d // "MOLTJMP1"
+
+	rollbackFlag = 1 << 32
 )
 
 // Start info layout inside the four JumpStartInfo pages.
@@ -175,7 +178,7 @@ var warm struct {
 	handoff  bool   // the start info carried HandoffModule
 	length   uint64 // its size: the bytes the previous kernel wrote
 	times    bool   // the jump page was valid
-	stamps   [8]uint64
+	stamps   [9]uint64
 	kinitTSC uint64
 }
 
@@ -224,6 +227,19 @@ func warmInit() {
 // goroutines simply stop existing. The segments' sources must lie in an
 // image store slot (ImageSlot), their destinations in the image area.
 func Jump(segs []Segment, entry uintptr, handoffLen int) error {
+	if err := prepareJump(segs, entry, handoffLen); err != nil {
+		return err
+	}
+	DisarmRollback()
+	disableInterrupts()
+	stampJump(0)
+	jumpFinal()
+	return errors.New("kernel: jump: returned from the purgatory") // not reached
+}
+
+// prepareJump checks the arguments and writes everything the purgatory
+// needs: parameter page, start info, the purgatory code.
+func prepareJump(segs []Segment, entry uintptr, handoffLen int) error {
 	if !booted {
 		return ErrNotBooted
 	}
@@ -240,9 +256,98 @@ func Jump(segs []Segment, entry uintptr, handoffLen int) error {
 	writeStartInfo(uint64(handoffLen))
 	copyPhys(layout.Purgatory64, purgatory64PC, purgatoryMax)
 	copyPhys(layout.Purgatory32, purgatory32PC, purgatoryMax)
-	disableInterrupts()
+	return nil
+}
+
+// MMIOWrite is one 32-bit register write: how a device is reset from the
+// kernel's stop path, where no driver code can run.
+type MMIOWrite struct {
+	Addr  uintptr
+	Value uint32
+}
+
+// MaxResets caps the device resets a rollback can do.
+const MaxResets = 8
+
+// rollback is the jump the kernel takes by itself if it stops before the
+// update that started it was committed. Written by ArmRollback (Go), read
+// by rollbackJump (trap context): plain data, no pointers.
+var rollback struct {
+	armed   bool
+	nresets int
+	resets  [MaxResets]MMIOWrite
+}
+
+// ArmRollback prepares a jump back to the previous image: if this kernel
+// then stops on its own (a Go panic, a nonzero exit, a CPU fault, a kernel
+// panic) before DisarmRollback, it resets the listed devices and jumps to
+// segs with the first handoffLen bytes of the handoff region, instead of
+// halting. The region must already hold the handoff the previous image is
+// to restore. A clean Poweroff does not roll back.
+func ArmRollback(segs []Segment, entry uintptr, handoffLen int, resets []MMIOWrite) error {
+	if len(resets) > MaxResets {
+		return fmt.Errorf("kernel: rollback: %d device resets, at most %d", len(resets), MaxResets)
+	}
+	for _, r := range resets {
+		if r.Addr < layout.MMIOBase || r.Addr&3 != 0 {
+			return fmt.Errorf("kernel: rollback: reset register %#x is not an aligned MMIO address", r.Addr)
+		}
+	}
+	DisarmRollback()
+	if err := prepareJump(segs, entry, handoffLen); err != nil {
+		return err
+	}
+	fl := disableInterrupts()
+	rollback.nresets = copy(rollback.resets[:], resets)
+	rollback.armed = true
+	restoreInterrupts(fl)
+	return nil
+}
+
+// DisarmRollback cancels ArmRollback: the update was committed, or a
+// forward jump is about to reuse the purgatory pages.
+func DisarmRollback() {
+	fl := disableInterrupts()
+	rollback.armed = false
+	restoreInterrupts(fl)
+}
+
+// RolledBack reports whether the previous kernel was a newer image that
+// stopped before it committed and rolled back into this one, and the code
+// it stopped with.
+func RolledBack() (code int, ok bool) {
+	if !booted || !warm.times || warm.stamps[jtRollback/8]&rollbackFlag == 0 {
+		return 0, false
+	}
+	return int(warm.stamps[jtRollback/8] & 0xff), true
+}
+
+// rollbackJump is called from stop when a rollback is armed: interrupts
+// are off, and the runtime may be in any state.
+//
+//go:nosplit
+func rollbackJump(code uint8) {
+	rollback.armed = false
+	kerr("stopping with code ")
+	putdec(uint64(code))
+	puts(" before the update was committed: rolling back to the previous image\n")
+	for i := 0; i < rollback.nresets; i++ {
+		*u32(rollback.resets[i].Addr) = rollback.resets[i].Value
+	}
+	stampJump(rollbackFlag | uint64(code))
 	jumpFinal()
-	return errors.New("kernel: jump: returned from the purgatory") // not reached
+}
+
+// CheckJump reports whether Jump would accept segs and entry, without
+// doing anything: the update service calls it before it quiesces.
+func CheckJump(segs []Segment, entry uintptr) error {
+	if err := checkSegments(segs, entry); err != nil {
+		return err
+	}
+	if booted && bootInfo.Truncated {
+		return ErrJumpCmdline
+	}
+	return nil
 }
 
 // checkSegments enforces what the purgatory relies on: destinations in the
@@ -295,11 +400,21 @@ func writeParams(segs []Segment, entry uintptr) {
 		e := p + parSegments + uintptr(i)*32
 		*u64(e), *u64(e + 8), *u64(e + 16), *u64(e + 24) = uint64(s.Dst), uint64(s.Src), uint64(s.Filesz), uint64(s.Memsz)
 	}
+}
+
+// stampJump starts the jump's timestamp page: the clock the next kernel
+// continues from, and the rollback word.
+//
+//go:nosplit
+func stampJump(rollbackWord uint64) {
 	t := uintptr(layout.JumpTimes)
-	memclrPhys(t, layout.PageSize)
+	for i := uintptr(0); i < layout.PageSize; i += 8 {
+		*u64(t + i) = 0
+	}
 	*u64(t + jtTSCHz) = clock.tscHz
 	*u64(t + jtMonoNs) = uint64(nanotime())
 	*u64(t + jtDecide) = rdtsc()
+	*u64(t + jtRollback) = rollbackWord
 }
 
 // writeStartInfo synthesizes the hvm_start_info the next kernel boots

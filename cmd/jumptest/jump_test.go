@@ -144,3 +144,28 @@ func TestPurgatoryFits(t *testing.T) {
 		t.Errorf("found %d of the 2 purgatory symbols", seen)
 	}
 }
+
+// TestRollbackOnPanic: the kernel that inherits generation 2 (image B)
+// arms a rollback to A and panics; the kernel must not halt but jump back
+// into A, which finds the rollback handoff (generation 3, flagged, the
+// undone update recorded as rolled back) and the stop code of the Go
+// panic (2).
+func TestRollbackOnPanic(t *testing.T) {
+	a, b := images(t)
+	out := boot(t, a, b, "jumptest.hops=5 jumptest.panic=1")
+	for _, want := range []string{
+		"jumptest: B warm generation 1 from A",
+		"jumptest: B armed a rollback to slot 0",
+		"panic: jumptest: deliberate panic with a rollback armed",
+		"before the update was committed: rolling back to the previous image",
+		"jumptest: A warm generation 2 from A",
+		"jumptest: A rolled back into at generation 2: the next kernel stopped with code 2",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("console:\n%s", out)
+	}
+}

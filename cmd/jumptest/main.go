@@ -7,6 +7,9 @@
 //
 //	jumptest.hops=N  jump until the handoff generation reaches N, then
 //	                 power off with status 0 (default 0: report and stop)
+//	jumptest.panic=G the kernel that inherits generation G arms a rollback
+//	                 to the image it came from, then panics; the kernel
+//	                 rolled back into reports it and powers off
 //
 // Hop g (g = the generation this kernel inherited, 0 after a cold boot)
 // jumps to the image in slot (g+1) mod 2, so with image A in slot 0 and B
@@ -42,14 +45,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, "jumptest: this is a kernel image; boot it with molt run")
 		os.Exit(2)
 	}
-	hops := 0
+	hops, panicAt := 0, -1
 	for _, w := range strings.Fields(kernel.Cmdline()) {
-		if v, ok := strings.CutPrefix(w, "jumptest.hops="); ok {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				fail("bad jumptest.hops=%q", v)
+		for name, dst := range map[string]*int{"jumptest.hops=": &hops, "jumptest.panic=": &panicAt} {
+			if v, ok := strings.CutPrefix(w, name); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 0 {
+					fail("bad %s%q", name, v)
+				}
+				*dst = n
 			}
-			hops = n
 		}
 	}
 	region, err := kernel.HandoffRegion()
@@ -59,6 +64,16 @@ func main() {
 	gen, hist, err := inherit(region)
 	if err != nil {
 		fail("%v", err)
+	}
+	if code, ok := kernel.RolledBack(); ok {
+		fmt.Printf("jumptest: %s rolled back into at generation %d: the next kernel stopped with code %d\n", kernel.Version(), gen, code)
+		kernel.Poweroff(0)
+	}
+	if int(gen) == panicAt {
+		if err := armRollback(region, gen, hist); err != nil {
+			fail("arm rollback: %v", err)
+		}
+		panic("jumptest: deliberate panic with a rollback armed")
 	}
 	if int(gen) >= hops {
 		fmt.Printf("jumptest: %s done after %d hops\n", kernel.Version(), gen)
@@ -97,7 +112,15 @@ func inherit(region []byte) (uint64, handoff.History, error) {
 		}
 	}
 	last := hist.Last()
-	if last == nil || last.Generation != r.Generation || last.ToBuild != kernel.BuildIDBytes() {
+	rolledBack := r.Flags&handoff.FlagRollback != 0
+	if _, ok := kernel.RolledBack(); ok != rolledBack {
+		return 0, hist, fmt.Errorf("the region's rollback flag is %v, the jump's %v", rolledBack, ok)
+	}
+	// A forward handoff's newest entry is its own update, naming this
+	// image as the target; a rollback's is the update being undone, from
+	// this image, one generation back.
+	if last == nil || !rolledBack && (last.Generation != r.Generation || last.ToBuild != kernel.BuildIDBytes()) ||
+		rolledBack && (last.Generation+1 != r.Generation || last.FromBuild != kernel.BuildIDBytes() || last.Outcome != handoff.OutcomeRolledBack) {
 		return 0, hist, fmt.Errorf("history does not name this image as the target of generation %d: %+v", r.Generation, last)
 	}
 	now := kernel.ReadClock()
@@ -120,22 +143,72 @@ func inherit(region []byte) (uint64, handoff.History, error) {
 	return r.Generation, hist, nil
 }
 
-// hop writes the next generation's region and jumps to the other slot.
-func hop(region []byte, gen uint64, hist handoff.History) error {
+// armRollback rewrites the region as a rollback handoff to the image
+// this kernel came from (slot (gen+1) mod 2) and arms the kernel's
+// rollback jump to it.
+func armRollback(region []byte, gen uint64, hist handoff.History) error {
 	slot := int(gen+1) % 2
-	mem, phys, err := kernel.ImageSlot(slot)
+	plan, _, err := planSlot(slot)
 	if err != nil {
 		return err
+	}
+	last := hist.Last()
+	last.Outcome = handoff.OutcomeRolledBack
+	n, err := writeRegion(region, gen+1, handoff.FlagRollback, hist)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("jumptest: %s armed a rollback to slot %d with a %d-byte handoff\n", kernel.Version(), slot, n)
+	return kernel.ArmRollback(plan.Segments, plan.Entry, n, nil)
+}
+
+// planSlot plans a jump to the image in slot and reads its build ID.
+func planSlot(slot int) (*kexec.Plan, [32]byte, error) {
+	mem, phys, err := kernel.ImageSlot(slot)
+	if err != nil {
+		return nil, [32]byte{}, err
 	}
 	// The launcher placed a raw ELF at the slot's start; ELF readers only
 	// read at the offsets the headers name, so the slot's tail is ignored.
 	plan, err := kexec.PlanELF(mem, phys)
 	if err != nil {
-		return fmt.Errorf("slot %d: %w", slot, err)
+		return nil, [32]byte{}, fmt.Errorf("slot %d: %w", slot, err)
 	}
-	target, err := buildIDOf(mem)
+	id, err := buildIDOf(mem)
 	if err != nil {
-		return fmt.Errorf("slot %d: %w", slot, err)
+		return nil, id, fmt.Errorf("slot %d: %w", slot, err)
+	}
+	return plan, id, nil
+}
+
+// writeRegion encodes a region with the history and the clock.
+func writeRegion(region []byte, gen uint64, flags handoff.Flags, hist handoff.History) (int, error) {
+	histBytes, err := hist.Append(nil)
+	if err != nil {
+		return 0, err
+	}
+	enc, err := handoff.Builtin().NewEncoder(region, handoff.Header{Generation: gen, Flags: flags, BuildID: kernel.BuildIDBytes()})
+	if err != nil {
+		return 0, err
+	}
+	if err := enc.Add(handoff.TypeUpdateHistory, handoff.HistoryVersion, 0, histBytes); err != nil {
+		return 0, err
+	}
+	clk := kernel.ReadClock()
+	c := handoff.Clock{MonotonicNs: clk.MonotonicNs, TSC: clk.TSC, WallNs: clk.WallNs, TSCHz: clk.TSCHz}
+	if err := enc.Add(handoff.TypeClock, handoff.ClockVersion, 0, c.Append(nil)); err != nil {
+		return 0, err
+	}
+	out, err := enc.Finish()
+	return len(out), err
+}
+
+// hop writes the next generation's region and jumps to the other slot.
+func hop(region []byte, gen uint64, hist handoff.History) error {
+	slot := int(gen+1) % 2
+	plan, target, err := planSlot(slot)
+	if err != nil {
+		return err
 	}
 	now := kernel.ReadClock()
 	hist.Add(handoff.HistoryEntry{
@@ -143,29 +216,13 @@ func hop(region []byte, gen uint64, hist handoff.History) error {
 		FromBuild: kernel.BuildIDBytes(), ToBuild: target,
 		StartedNs: now.WallNs, HandoffNs: now.WallNs, Outcome: handoff.OutcomePending,
 	})
-	histBytes, err := hist.Append(nil)
-	if err != nil {
-		return err
-	}
-	enc, err := handoff.Builtin().NewEncoder(region, handoff.Header{Generation: gen + 1, BuildID: kernel.BuildIDBytes()})
-	if err != nil {
-		return err
-	}
-	if err := enc.Add(handoff.TypeUpdateHistory, handoff.HistoryVersion, 0, histBytes); err != nil {
-		return err
-	}
-	clk := kernel.ReadClock()
-	c := handoff.Clock{MonotonicNs: clk.MonotonicNs, TSC: clk.TSC, WallNs: clk.WallNs, TSCHz: clk.TSCHz}
-	if err := enc.Add(handoff.TypeClock, handoff.ClockVersion, 0, c.Append(nil)); err != nil {
-		return err
-	}
-	out, err := enc.Finish()
+	n, err := writeRegion(region, gen+1, 0, hist)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("jumptest: %s jumping to slot %d: %d segments, %d KiB copied, %d KiB in all, handoff %d bytes\n",
-		kernel.Version(), slot, len(plan.Segments), plan.Filesz>>10, plan.Memsz>>10, len(out))
-	return plan.Jump(len(out))
+		kernel.Version(), slot, len(plan.Segments), plan.Filesz>>10, plan.Memsz>>10, n)
+	return plan.Jump(n)
 }
 
 // buildIDOf reads the build ID the post-link step stamped into an image.
