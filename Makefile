@@ -12,6 +12,8 @@ HOSTPKGS := ./...
 
 all: image
 
+# molt build also writes the signed bundle build/molt.img (for molt push),
+# signed with build/dev.key, which it generates when missing.
 image:
 	$(MOLT) build -o $(IMAGE) -version $(VERSION) ./cmd/kernel
 
@@ -65,6 +67,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPatch -fuzztime $(FUZZTIME) -fuzzminimizetime 2s ./boot/image
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./boot/pvh
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./updater/handoff
+	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./updater/image
+	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) ./updater/push
+	$(GO) test -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME) ./updater/push
 
 # deps installs what the tests run as real peers, through apt-get, when a
 # command is missing: QEMU, libmemcached-tools (memcapable, memcslap),

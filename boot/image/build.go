@@ -30,6 +30,10 @@ type BuildOptions struct {
 	// Version, when not empty, is stamped into layout.VersionVar with -X.
 	// It must not contain white space or quotes.
 	Version string
+	// Vars are more string variables to stamp with -X, each "name=value"
+	// (for example the trusted keys, layout.TrustedKeysVar). The same
+	// characters as in Version are refused.
+	Vars []string
 	// Env holds extra environment variables for go build, after the
 	// caller's environment. GOOS, GOARCH and CGO_ENABLED cannot be
 	// overridden; a GOEXPERIMENT here is extended, not replaced; GOAMD64
@@ -77,7 +81,7 @@ func build(ctx context.Context, o BuildOptions) (*Report, error) {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return nil, err
 	}
-	args, err := buildArgs(o.Package, out, o.Version)
+	args, err := buildArgs(o.Package, out, o.Version, o.Vars...)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +104,9 @@ func build(ctx context.Context, o BuildOptions) (*Report, error) {
 	return Patch(out)
 }
 
-// buildArgs returns the arguments of the go command.
-func buildArgs(pkg, out, version string) ([]string, error) {
+// buildArgs returns the arguments of the go command; vars are more -X
+// settings ("name=value").
+func buildArgs(pkg, out, version string, vars ...string) ([]string, error) {
 	ldflags := fmt.Sprintf("-E %s -T %#x", layout.EntrySymbol, layout.ImageText)
 	if version != "" {
 		// go build splits -ldflags on spaces and honours quotes; refusing
@@ -110,6 +115,12 @@ func buildArgs(pkg, out, version string) ([]string, error) {
 			return nil, fmt.Errorf("version %q contains white space, a quote or a backslash", version)
 		}
 		ldflags += fmt.Sprintf(" -X %s=%s", layout.VersionVar, version)
+	}
+	for _, v := range vars {
+		if strings.ContainsAny(v, " \t\n\r'\"\\") || !strings.Contains(v, "=") {
+			return nil, fmt.Errorf("-X setting %q is not name=value without white space, quotes or backslashes", v)
+		}
+		ldflags += " -X " + v
 	}
 	return []string{"build", "-o", out, "-ldflags", ldflags, pkg}, nil
 }

@@ -6,7 +6,9 @@
 //
 // Commands:
 //
-//	build        build a kernel image (go build + post-link step)
+//	build        build a kernel image (go build + post-link step) and sign it
+//	keygen       write a new ed25519 image signing key
+//	push         send a signed image to a running kernel's update service
 //	run          boot an image on QEMU microvm with the console on this terminal
 //	debug        boot an image with QEMU's gdb stub and wait for a debugger
 //	selftest     build the in-VM test images, boot them and report N passed, N failed
@@ -34,12 +36,14 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"build":       {"build a kernel image (go build + post-link step)", cmdBuild},
+	"build":       {"build a kernel image (go build + post-link step) and sign it", cmdBuild},
 	"run":         {"boot an image on QEMU microvm with the console on this terminal", cmdRun},
 	"debug":       {"boot an image with QEMU's gdb stub and wait for a debugger", cmdDebug},
 	"selftest":    {"build the in-VM test images, boot them and report N passed, N failed", cmdSelftest},
 	"conformance": {"run the Go distribution's test programs on molt and compare output", cmdConformance},
 	"bench":       {"measure boot, kv against Linux+memcached, and TCP to a netns peer", cmdBench},
+	"keygen":      {"write a new ed25519 image signing key (FILE and FILE.pub)", cmdKeygen},
+	"push":        {"send a signed image to a running kernel and print the update report", cmdPush},
 }
 
 // errUsage marks an error caused by the command line; main exits with 2.

@@ -33,7 +33,7 @@ func TestFlagErrors(t *testing.T) {
 		{"build two packages", "build", []string{"./a", "./b"}, "at most one package"},
 		{"run unknown flag", "run", []string{"-nope"}, "-nope"},
 		{"run bad accel", "run", []string{"-accel", "xen"}, `-accel "xen"`},
-		{"run small memory", "run", []string{"-m", "64"}, "at least 192 MiB"},
+		{"run small memory", "run", []string{"-m", "64"}, fmt.Sprintf("at least %d MiB", layout.MinRAM>>20)},
 		{"run bad timeout", "run", []string{"-timeout", "soon"}, "soon"},
 		{"run negative timeout", "run", []string{"-timeout", "-1s"}, "negative"},
 		{"run two images", "run", []string{"a.elf", "b.elf"}, "at most one image"},
@@ -247,6 +247,13 @@ func TestBuildCommand(t *testing.T) {
 	}
 	if _, err := image.Verify(filepath.Join(dir, "build/molt.elf")); err != nil {
 		t.Error(err)
+	}
+	// The tiny kernel declares no handoff formats: built, not signed.
+	if !strings.Contains(stderr.String(), "not signing build/molt.elf") {
+		t.Errorf("stderr lacks the signing warning:\n%s", stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "build/molt.img")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("build/molt.img: %v; want no bundle", err)
 	}
 	err := run(t.Context(), []string{"build", "-o", "other.elf", "./nosuchpkg"}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "build ./nosuchpkg") {

@@ -124,6 +124,11 @@ const (
 	TypeNIC          Type = 6 // NIC identity (MAC, device) for re-attach
 	TypeIPConfig     Type = 7 // addresses, routes, DHCP lease
 
+	// TypeUpdate: the update in progress, from the update service
+	// (updater/service): the push connection to answer, the old side's
+	// phase timings, which image store slot holds which image.
+	TypeUpdate Type = 8
+
 	// TypeExperimental and above are never assigned: tests and local
 	// experiments use them, released images must not write them.
 	TypeExperimental Type = 0x8000_0000
@@ -137,6 +142,7 @@ var typeNames = map[Type]string{
 	TypeConnTable:     "conn-table",
 	TypeNIC:           "nic",
 	TypeIPConfig:      "ip-config",
+	TypeUpdate:        "update",
 }
 
 // String returns the type's registered name, or its number.
