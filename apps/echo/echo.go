@@ -80,7 +80,24 @@ type Server struct {
 	errs                          atomic.Uint64
 	open                          atomic.Int64
 
+	// Quiesce state (quiesce.go); as in package kv.
+	q      atomic.Bool
+	epoch  atomic.Uint64
+	cutoff atomic.Int64
+
 	mu sync.Mutex
+	// +checklocks:mu
+	quiescing bool
+	// +checklocks:mu
+	parked []ParkedConn
+	// +checklocks:mu
+	parkedSock map[any]struct{} // listeners and packet conns waiting for Resume
+	// +checklocks:mu
+	resumeCh chan struct{}
+	// +checklocks:mu
+	quiesced chan struct{}
+	// +checklocks:mu
+	detached bool
 	// +checklocks:mu
 	closed bool
 	// +checklocks:mu
@@ -117,6 +134,7 @@ func NewServer(cfg Config) *Server {
 		listeners:   map[net.Listener]struct{}{},
 		packetConns: map[net.PacketConn]struct{}{},
 		conns:       map[net.Conn]struct{}{},
+		parkedSock:  map[any]struct{}{},
 	}
 }
 
@@ -148,11 +166,27 @@ func (s *Server) ServeTCP(l net.Listener) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.listeners, l)
+		delete(s.parkedSock, l)
+		s.checkQuiescedLocked()
 		s.mu.Unlock()
 	}()
+	if d, ok := l.(deadliner); ok && !s.q.Load() {
+		d.SetDeadline(time.Time{}) // a quiesce's deadline, if l was handed over
+	}
 	for {
+		e := s.epoch.Load()
 		c, err := l.Accept()
 		if err != nil {
+			if isTimeout(err) && (s.q.Load() || s.epoch.Load() != e) {
+				if s.parkSocket(l, func(t time.Time) {
+					if d, ok := l.(deadliner); ok {
+						d.SetDeadline(t)
+					}
+				}) {
+					return ErrServerClosed
+				}
+				continue
+			}
 			if s.isClosed() {
 				return ErrServerClosed
 			}
@@ -166,14 +200,21 @@ func (s *Server) ServeTCP(l net.Listener) error {
 			continue
 		}
 		s.accepted.Add(1)
-		go s.serveConn(c)
+		go s.serveConn(c, nil)
 	}
 }
 
-// track registers c, or closes it when the server is closed or full.
+// track registers c, or closes it when the server is closed or full, or
+// parks it unserved while the server is quiesced (then it reports false
+// too: the caller does nothing more with it).
 func (s *Server) track(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.quiescing && !s.detached {
+		s.parked = append(s.parked, ParkedConn{Conn: c})
+		s.accepted.Add(1)
+		return false
+	}
 	if s.closed || len(s.conns) >= s.cfg.MaxConns {
 		// Count before closing: whoever sees the close also sees the
 		// count.
@@ -190,56 +231,110 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-func (s *Server) serveConn(c net.Conn) {
+// serveConn echoes c, starting with pending (bytes read before a
+// handover and not yet echoed). Its safe point is between a write that
+// completed and the next read: parked there, no byte read is lost.
+func (s *Server) serveConn(c net.Conn, pending []byte) {
 	defer s.wg.Done()
+	parked := false
 	defer func() {
+		if parked {
+			return // park did the bookkeeping; c stays open
+		}
 		c.Close()
 		s.mu.Lock()
 		delete(s.conns, c)
+		s.checkQuiescedLocked()
 		s.mu.Unlock()
 		s.open.Add(-1)
 	}()
 	buf := make([]byte, s.cfg.BufferSize)
+	if len(pending) > 0 {
+		c.SetReadDeadline(time.Time{}) // a stale quiesce deadline, if handed over
+		c.SetWriteDeadline(time.Time{})
+	}
 	for {
-		if s.cfg.IdleTimeout > 0 {
-			c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
-		}
-		n, rerr := c.Read(buf)
-		if n > 0 {
-			if werr := s.writeAll(c, buf[:n]); werr != nil {
+		for len(pending) > 0 {
+			rest, werr := s.writeAll(c, pending)
+			if werr != nil {
 				s.endWith(c, werr)
 				return
 			}
+			pending = rest
+			if len(rest) > 0 && s.park(c, rest) {
+				parked = true
+				return
+			}
+		}
+		if s.q.Load() && s.park(c, nil) {
+			parked = true
+			return
+		}
+		e := s.epoch.Load()
+		if s.cfg.IdleTimeout > 0 {
+			c.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		} else {
+			c.SetReadDeadline(time.Time{})
+		}
+		if s.q.Load() {
+			c.SetReadDeadline(aLongTimeAgo)
+		}
+		n, rerr := c.Read(buf)
+		if n > 0 {
+			// Echoed (or kept, if a quiesce cuts the write) at the top
+			// of the loop. buf is reused only after pending is empty.
+			pending = buf[:n]
 		}
 		if rerr != nil {
+			if isTimeout(rerr) && (s.q.Load() || s.epoch.Load() != e) {
+				continue
+			}
+			for len(pending) > 0 {
+				rest, werr := s.writeAll(c, pending)
+				if werr != nil || len(rest) == len(pending) {
+					break
+				}
+				pending = rest
+			}
 			s.endWith(c, rerr)
 			return
 		}
 	}
 }
 
-// writeAll writes p to c. The write timeout bounds a wait without
-// progress, not the whole write: a client that reads slowly (a loaded
-// peer, a long retransmission backoff) keeps its connection as long as
-// bytes keep moving, and one that stops reading is closed.
-func (s *Server) writeAll(c net.Conn, p []byte) error {
+// writeAll writes p to c and returns what is left unwritten: nothing,
+// unless a quiesce's cutoff stopped the write (the caller keeps the rest in
+// the parked state). The write timeout bounds a wait without progress, not
+// the whole write: a client that reads slowly (a loaded peer, a long
+// retransmission backoff) keeps its connection as long as bytes keep
+// moving, and one that stops reading is closed.
+func (s *Server) writeAll(c net.Conn, p []byte) ([]byte, error) {
 	for len(p) > 0 {
-		if s.cfg.WriteTimeout > 0 {
+		e := s.epoch.Load()
+		switch {
+		case s.q.Load():
+			c.SetWriteDeadline(time.Unix(0, s.cutoff.Load()))
+		case s.cfg.WriteTimeout > 0:
 			c.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		default:
+			c.SetWriteDeadline(time.Time{})
 		}
 		w, err := c.Write(p)
 		s.tcpBytes.Add(uint64(w))
 		p = p[w:]
-		var ne net.Error
 		switch {
 		case err == nil:
-		case w > 0 && errors.As(err, &ne) && ne.Timeout():
+		case isTimeout(err) && s.q.Load():
+			return p, nil
+		case isTimeout(err) && s.epoch.Load() != e:
+			// Cut by a quiesce aborted since: go on.
+		case w > 0 && isTimeout(err):
 			// Progress before the deadline: go on with the rest.
 		default:
-			return err
+			return p, err
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // endWith counts how a connection ended. EOF (the client closed) is the
@@ -271,13 +366,29 @@ func (s *Server) ServeUDP(pc net.PacketConn) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.packetConns, pc)
+		delete(s.parkedSock, pc)
+		s.checkQuiescedLocked()
 		s.mu.Unlock()
 	}()
+	if !s.q.Load() {
+		pc.SetReadDeadline(time.Time{}) // a quiesce's deadline, if pc was handed over
+	}
 	// One byte more than the largest datagram tells a truncated one apart.
 	buf := make([]byte, MaxDatagram+1)
 	for {
+		// The safe point: a datagram read has been answered.
+		e := s.epoch.Load()
+		if s.q.Load() {
+			pc.SetReadDeadline(aLongTimeAgo)
+		}
 		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
+			if isTimeout(err) && (s.q.Load() || s.epoch.Load() != e) {
+				if s.parkSocket(pc, func(t time.Time) { pc.SetReadDeadline(t) }) {
+					return ErrServerClosed
+				}
+				continue
+			}
 			if s.isClosed() {
 				return ErrServerClosed
 			}

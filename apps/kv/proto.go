@@ -51,6 +51,20 @@ type conn struct {
 	key   [MaxKeyLen]byte
 	wdl   time.Time
 	quit  bool // close after flushing
+
+	// Quiesce and resume (quiesce.go).
+	line      []byte // the raw line being executed (aliases br's buffer)
+	saved     []byte // a copy of line, kept while a data block is awaited
+	repoch    uint64 // server epoch read before the last read deadline was armed
+	wepoch    uint64 // server epoch when the write deadline was last armed
+	steady    bool   // a read that a quiesce must not interrupt is in progress
+	parked    bool   // handed over to the parked set: hands off nc
+	resumed   bool   // adopted from a parked state
+	replay    []byte // resumed input, read before the socket
+	out       []byte // resumed replies, sent first
+	discard   int64  // resumed: bytes of a refused data block to skip first
+	deferred  bool   // a write hit the quiesce cutoff: keep replies in unwritten
+	unwritten []byte // replies the client did not take before the cutoff
 }
 
 // connReader and connWriter count traffic for stats and, for writes, keep
@@ -59,22 +73,82 @@ type connReader conn
 type connWriter conn
 
 func (r *connReader) Read(p []byte) (int, error) {
+	if len(r.replay) > 0 {
+		n := copy(p, r.replay)
+		r.replay = r.replay[n:]
+		return n, nil
+	}
 	n, err := r.nc.Read(p)
 	r.srv.bytesRead.Add(uint64(n))
 	return n, err
 }
 
+// Write writes p. While the server quiesces, the write deadline is the
+// quiesce cutoff, and what the client has not taken by then is kept in
+// unwritten (and reported as written): a client that does not read cannot
+// hold up an update, and loses no reply.
 func (w *connWriter) Write(p []byte) (int, error) {
-	if wt := w.srv.cfg.WriteTimeout; wt > 0 {
-		now := time.Now()
-		if w.wdl.Sub(now) < wt*3/4 {
-			w.wdl = now.Add(wt)
-			w.nc.SetWriteDeadline(w.wdl)
+	s := w.srv
+	orig := len(p)
+	if w.deferred {
+		if s.q.Load() {
+			w.unwritten = append(w.unwritten, p...)
+			return orig, nil
+		}
+		// The quiesce was aborted: what was kept goes first.
+		w.deferred = false
+		p = append(w.unwritten, p...)
+		w.unwritten = nil
+	}
+	for {
+		w.armWrite()
+		e := w.wepoch
+		n, err := w.nc.Write(p)
+		s.bytesWritten.Add(uint64(n))
+		p = p[n:]
+		switch {
+		case err == nil:
+			return orig, nil
+		case !isTimeout(err):
+			return 0, err
+		case s.q.Load():
+			w.deferred = true
+			w.unwritten = append(w.unwritten, p...)
+			return orig, nil
+		case s.epoch.Load() != e:
+			continue // cut by a quiesce that has been aborted since
+		}
+		return 0, err
+	}
+}
+
+// armWrite keeps the write deadline: WriteTimeout from now (refreshed when
+// a quarter of it has passed), or the quiesce cutoff while quiescing.
+func (w *connWriter) armWrite() {
+	s := w.srv
+	if e := s.epoch.Load(); e != w.wepoch {
+		// A quiesce began or ended: its cutoff may still be armed.
+		w.wepoch, w.wdl = e, time.Time{}
+		w.nc.SetWriteDeadline(time.Time{})
+	}
+	if !s.q.Load() {
+		if wt := s.cfg.WriteTimeout; wt > 0 {
+			now := time.Now()
+			if w.wdl.Sub(now) < wt*3/4 {
+				w.wdl = now.Add(wt)
+				w.nc.SetWriteDeadline(w.wdl)
+			}
+		}
+		if !s.q.Load() {
+			return
 		}
 	}
-	n, err := w.nc.Write(p)
-	w.srv.bytesWritten.Add(uint64(n))
-	return n, err
+	// Quiescing (possibly since the check above, whose deadline the
+	// quiescer's own may have preceded).
+	if dl := time.Unix(0, s.cutoff.Load()); !w.wdl.Equal(dl) {
+		w.wdl = dl
+		w.nc.SetWriteDeadline(dl)
+	}
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -82,6 +156,7 @@ func newConn(s *Server, nc net.Conn) *conn {
 	c.br = bufio.NewReaderSize((*connReader)(c), max(minReadBuf, s.cfg.MaxLineLen))
 	c.bw = bufio.NewWriterSize((*connWriter)(c), writeBuf)
 	c.carry = make([]byte, 0, MaxKeyLen+1)
+	c.wepoch = ^uint64(0) // arm at the first write: nc may carry an old deadline
 	return c
 }
 
@@ -89,7 +164,11 @@ func newConn(s *Server, nc net.Conn) *conn {
 // server shuts down. A panic (a bug) closes this connection only.
 func (c *conn) serve() {
 	defer c.srv.trackConn(c, false)
-	defer c.nc.Close()
+	defer func() {
+		if !c.parked {
+			c.nc.Close()
+		}
+	}()
 	defer func() {
 		if r := recover(); r != nil {
 			buf := make([]byte, 4096)
@@ -97,13 +176,29 @@ func (c *conn) serve() {
 			c.srv.cfg.Logf("kv: panic serving %v: %v\n%s", c.nc.RemoteAddr(), r, buf)
 		}
 	}()
+	if c.resumed {
+		// Where the connection stopped: replies first, then the rest of
+		// a refused data block, then the pending input (connReader).
+		if len(c.out) > 0 {
+			c.bw.Write(c.out)
+			c.out = nil
+		}
+		if c.discard > 0 {
+			n := c.discard
+			c.discard = 0
+			c.swallow(n)
+		}
+	}
 	c.loop()
 }
 
 // loop reads and executes commands. It returns when the connection is done.
 func (c *conn) loop() {
-	first := true
+	first := !c.resumed
 	for !c.quit {
+		if c.srv.q.Load() && c.park(nil, 0) {
+			return
+		}
 		if !c.lineBuffered() {
 			// About to block: send what is pending first.
 			if c.bw.Flush() != nil {
@@ -112,12 +207,23 @@ func (c *conn) loop() {
 			if c.srv.inShutdown.Load() {
 				return
 			}
+			c.repoch = c.srv.epoch.Load()
 			c.setReadDeadline(c.srv.cfg.IdleTimeout)
 			if c.br.Buffered() == 0 {
 				c.idle.Store(true)
 				if c.srv.inShutdown.Load() {
 					return
 				}
+			}
+			err := c.fillLine(first)
+			c.idle.Store(false)
+			if err != nil {
+				if c.byQuiesce(err, c.repoch) {
+					continue // park, or re-arm after an aborted quiesce
+				}
+				// EOF, a timeout or a reset; a partial line is dropped.
+				c.bw.Flush()
+				return
 			}
 		}
 		if first {
@@ -129,17 +235,17 @@ func (c *conn) loop() {
 				break
 			}
 		}
+		// A line, or a full buffer, is there: this does not block.
 		line, err := c.br.ReadSlice('\n')
-		c.idle.Store(false)
 		switch err {
 		case nil:
 		case bufio.ErrBufferFull:
 		default:
-			// EOF, a timeout or a reset; a partial line is dropped.
 			c.bw.Flush()
 			return
 		}
 		more := err == bufio.ErrBufferFull
+		c.line = line
 		if isRetrieval(line) {
 			c.retrieval(line, more)
 			continue
@@ -150,7 +256,27 @@ func (c *conn) loop() {
 		}
 		c.command(trimEOL(line))
 	}
-	c.bw.Flush()
+	if !c.parked {
+		c.bw.Flush()
+	}
+}
+
+// fillLine reads until a whole line is buffered or the buffer is full (or,
+// on a connection's first read, a binary-protocol magic byte arrived). It
+// consumes nothing, so a read cut short by a quiesce leaves every byte
+// received in the buffer, to be saved with the connection.
+func (c *conn) fillLine(first bool) error {
+	for !c.lineBuffered() && c.br.Buffered() < c.br.Size() {
+		if first && c.br.Buffered() > 0 {
+			if b, _ := c.br.Peek(1); b[0] == 0x80 {
+				return nil
+			}
+		}
+		if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lineBuffered reports whether a whole line is already buffered, so that
@@ -164,17 +290,26 @@ func (c *conn) lineBuffered() bool {
 	return bytes.IndexByte(b, '\n') >= 0
 }
 
+// setReadDeadline arms the read deadline d from now (none if d is 0). While
+// the server quiesces, it arms a deadline in the past instead, so that the
+// read returns at once and the connection parks; the check comes after
+// arming, so either this or the quiescer's own wake-up is the last word.
+// Reads a quiesce must not interrupt (c.steady) keep d.
 func (c *conn) setReadDeadline(d time.Duration) {
 	if d > 0 {
 		c.nc.SetReadDeadline(time.Now().Add(d))
 	} else {
 		c.nc.SetReadDeadline(time.Time{})
 	}
+	if !c.steady && c.srv.q.Load() {
+		c.nc.SetReadDeadline(aLongTimeAgo)
+	}
 }
 
 // prepareRead readies a read of n bytes from br: if they are not all
 // buffered, the read will wait on the network, so pending replies are
-// flushed first and the read timeout is armed.
+// flushed first and the read timeout is armed (c.repoch records the epoch
+// for byQuiesce).
 func (c *conn) prepareRead(n int) error {
 	if c.br.Buffered() >= n {
 		return nil
@@ -182,6 +317,7 @@ func (c *conn) prepareRead(n int) error {
 	if err := c.bw.Flush(); err != nil {
 		return err
 	}
+	c.repoch = c.srv.epoch.Load()
 	c.setReadDeadline(c.srv.cfg.ReadTimeout)
 	return nil
 }
@@ -383,14 +519,29 @@ func (c *conn) storage(mode Mode, t [][]byte) {
 	// key points into the read buffer, which reading the data block may
 	// overwrite: keep a copy.
 	key = append(c.key[:0], key...)
-	if c.prepareRead(int(size)+2) != nil {
-		c.quit = true
-		return
+	if c.br.Buffered() < int(size)+2 {
+		// The block must be awaited, and a quiesce may come meanwhile:
+		// keep the raw line too, to hand the whole request over.
+		c.saved = append(c.saved[:0], c.line...)
 	}
 	buf := make([]byte, size+2)
-	if _, err := io.ReadFull(c.br, buf); err != nil {
-		c.quit = true
-		return
+	for got := 0; got < len(buf); {
+		if c.prepareRead(len(buf)-got) != nil {
+			c.quit = true
+			return
+		}
+		n, err := io.ReadFull(c.br, buf[got:])
+		got += n
+		if err == nil {
+			break
+		}
+		if !c.byQuiesce(err, c.repoch) {
+			c.quit = true
+			return
+		}
+		if c.srv.q.Load() && c.park(append(c.saved, buf[:got]...), 0) {
+			return // the request is re-read from the start after resume
+		}
 	}
 	if buf[size] != '\r' || buf[size+1] != '\n' {
 		c.reply(lineBadChunk)
@@ -413,6 +564,12 @@ func (c *conn) swallow(n int64) {
 		d, err := c.br.Discard(chunk)
 		n -= int64(d)
 		if err != nil {
+			if c.byQuiesce(err, c.repoch) {
+				if c.srv.q.Load() {
+					c.park(nil, n)
+				}
+				continue
+			}
 			c.quit = true
 		}
 	}
@@ -620,16 +777,23 @@ func (c *conn) retrieval(chunk []byte, more bool) {
 			}
 			break
 		}
-		if c.prepareRead(1) != nil {
+		// Not a safe point: part of the reply may be out. A quiesce
+		// waits for the line's end (c.steady keeps the read deadline).
+		c.steady = true
+		err := c.prepareRead(1)
+		c.steady = false
+		if err != nil {
 			c.quit = true
 			return
 		}
-		var err error
 		chunk, err = c.br.ReadSlice('\n')
-		switch err {
-		case nil:
+		switch {
+		case err == nil:
 			more = false
-		case bufio.ErrBufferFull:
+		case err == bufio.ErrBufferFull:
+		case c.byQuiesce(err, c.repoch):
+			// The quiescer's wake-up: what arrived is a chunk like any
+			// other; wait on for the rest.
 		default:
 			c.quit = true
 			return

@@ -10,11 +10,11 @@ import (
 	"io"
 )
 
-// Snapshot format, version 1. All integers are little-endian.
+// Snapshot format, versions 1 and 2. All integers are little-endian.
 //
 //	offset  size  field
 //	0       8     magic "MOLTKV\x00\n"
-//	8       4     format version (1); separate from molt's release version
+//	8       4     format version (1 or 2); separate from molt's release version
 //	12      4     header flags, must be 0 (reserved)
 //	16      8     body length in bytes (B)
 //	24      B     body:
@@ -27,25 +27,67 @@ import (
 //	                  flags     uint32
 //	                  exptime   int64   absolute Unix seconds; 0 = never
 //	                  cas       uint64  1..last_cas
+//	                  atime     int64   v2 only: last access, Unix seconds, >= 0
 //	                  value_len uint32  at most 1 GiB
 //	                  key       key_len bytes
 //	                  value     value_len bytes
 //	24+B    8     CRC-64/ECMA of bytes [0, 24+B)
 //
+// Version 2 adds atime, the item's last access (Item.LastAccess). Version 1
+// is still read (its items get atime = saved_at, the best bound known) and
+// can still be written (dropping atime), for updates to and rollbacks onto
+// images that read only version 1.
+//
 // A snapshot is self-delimiting: the decoder reads exactly 32+B bytes, so
 // it can be embedded in a larger stream (a self-update handoff image).
 // docs/kv.md has the same table and the compatibility rules.
 const (
-	snapshotMagic   = "MOLTKV\x00\n"
-	snapshotVersion = 1
-	headerLen       = 24
-	bodyFixedLen    = 32
-	itemFixedLen    = 2 + 4 + 8 + 8 + 4
+	snapshotMagic = "MOLTKV\x00\n"
+	// CurrentSchema is the newest snapshot version this package reads and
+	// writes; OldestSchema the oldest it reads.
+	CurrentSchema = 2
+	OldestSchema  = 1
+	headerLen     = 24
+	bodyFixedLen  = 32
+	itemFixedLen  = 2 + 4 + 8 + 8 + 4 // version 1
+	itemFixedLen2 = itemFixedLen + 8  // version 2: + atime
 	// maxSnapshotValue caps value_len; maxSnapshotBody caps B. They bound
 	// what a corrupt header can make the decoder attempt.
 	maxSnapshotValue = 1 << 30
 	maxSnapshotBody  = 1 << 40
 )
+
+// WriteSchema selects the snapshot version this image writes, and the
+// newest it claims to read as a task (TaskSpec): "2" (the default, also
+// when empty) or "1". Set it at link time to build a "v1 image" for
+// update and rollback tests against a v2 one:
+//
+//	go build -ldflags '-X github.com/molt-os/molt/apps/kv.WriteSchema=1' ./cmd/kernel
+//
+// It is a string because -X sets only strings. Any other value panics at
+// start-up: a misbuilt image must not run.
+var WriteSchema = ""
+
+var writeSchema = func() uint32 {
+	switch WriteSchema {
+	case "", "2":
+		return 2
+	case "1":
+		return 1
+	}
+	panic(fmt.Sprintf("kv: WriteSchema %q: want \"1\" or \"2\"", WriteSchema))
+}()
+
+// SchemaVersion returns the snapshot version this image writes
+// (WriteSchema).
+func SchemaVersion() uint32 { return writeSchema }
+
+func itemLen(version uint32) int {
+	if version >= 2 {
+		return itemFixedLen2
+	}
+	return itemFixedLen
+}
 
 // Snapshot decoding errors. Errors returned by DecodeState and Restore wrap
 // one of these (or an I/O error from the reader).
@@ -65,6 +107,10 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // Not carried: statistics counters, connection state and the verbosity
 // level. Expired items are not saved.
 type State struct {
+	// Version is the snapshot version the state was decoded from; 0 for
+	// a State taken from a live store. WriteTo writes it back in that
+	// version (or SchemaVersion if 0).
+	Version uint32
 	SavedAt int64  // store clock at save, Unix seconds
 	LastCAS uint64 // last CAS unique handed out
 	FlushAt int64  // pending delayed flush, Unix seconds; 0 = none
@@ -78,6 +124,9 @@ type ItemState struct {
 	Flags   uint32
 	Exptime int64 // absolute Unix seconds; 0 = never
 	CAS     uint64
+	// LastAccess is the last store, read or touch, Unix seconds. Version
+	// 1 does not carry it: decoding sets it to SavedAt.
+	LastAccess int64
 }
 
 // State returns the store's contents as plain data. Values are shared with
@@ -91,15 +140,21 @@ func (s *Store) State() *State {
 		if it.expiredAt(now) {
 			continue
 		}
-		st.Items = append(st.Items, ItemState{Key: it.key, Value: it.value, Flags: it.flags, Exptime: it.exptime, CAS: it.cas})
+		st.Items = append(st.Items, ItemState{Key: it.key, Value: it.value, Flags: it.flags, Exptime: it.exptime, CAS: it.cas, LastAccess: it.atime})
 	}
 	return st
 }
 
-// Save writes a snapshot of the store to w. The store's lock is held only
-// while the item list is copied, not while writing.
+// Save writes a snapshot of the store to w, in SchemaVersion. The store's
+// lock is held only while the item list is copied, not while writing.
 func (s *Store) Save(w io.Writer) error {
-	_, err := s.State().WriteTo(w)
+	_, err := s.State().WriteVersion(w, SchemaVersion())
+	return err
+}
+
+// SaveVersion is Save in snapshot version v (OldestSchema..CurrentSchema).
+func (s *Store) SaveVersion(w io.Writer, v uint32) error {
+	_, err := s.State().WriteVersion(w, v)
 	return err
 }
 
@@ -144,7 +199,7 @@ func (s *Store) RestoreState(st *State) {
 		if old := s.items[is.Key]; old != nil {
 			s.unlinkLocked(old)
 		}
-		it := &item{key: is.Key, value: is.Value, flags: is.Flags, exptime: is.Exptime, cas: is.CAS}
+		it := &item{key: is.Key, value: is.Value, flags: is.Flags, exptime: is.Exptime, cas: is.CAS, atime: is.LastAccess}
 		if !s.makeRoomLocked(it.cost(), now) {
 			continue
 		}
@@ -152,32 +207,46 @@ func (s *Store) RestoreState(st *State) {
 	}
 }
 
-// encodedLen is the body length B of st.
-func (st *State) encodedLen() uint64 {
+// encodedLen is the body length B of st in version v.
+func (st *State) encodedLen(v uint32) uint64 {
 	n := uint64(bodyFixedLen)
 	for i := range st.Items {
-		n += itemFixedLen + uint64(len(st.Items[i].Key)) + uint64(len(st.Items[i].Value))
+		n += uint64(itemLen(v)) + uint64(len(st.Items[i].Key)) + uint64(len(st.Items[i].Value))
 	}
 	return n
 }
 
-// WriteTo writes st in the snapshot format. It fails without writing if an
-// item cannot be represented (key or value too long).
+// WriteTo writes st in the snapshot format, in st.Version (SchemaVersion if
+// 0); see WriteVersion.
 func (st *State) WriteTo(w io.Writer) (int64, error) {
+	v := st.Version
+	if v == 0 {
+		v = SchemaVersion()
+	}
+	return st.WriteVersion(w, v)
+}
+
+// WriteVersion writes st in snapshot version v. Version 1 drops
+// LastAccess. It fails without writing if v is unknown or an item cannot
+// be represented (key or value too long, negative LastAccess).
+func (st *State) WriteVersion(w io.Writer, v uint32) (int64, error) {
+	if v < OldestSchema || v > CurrentSchema {
+		return 0, fmt.Errorf("%w: cannot write version %d (this kernel writes %d..%d)", ErrVersion, v, OldestSchema, CurrentSchema)
+	}
 	for i := range st.Items {
 		it := &st.Items[i]
-		if len(it.Key) == 0 || len(it.Key) > MaxKeyLen || len(it.Value) > maxSnapshotValue {
-			return 0, fmt.Errorf("%w: item %d: key length %d, value length %d out of range", ErrCorrupt, i, len(it.Key), len(it.Value))
+		if len(it.Key) == 0 || len(it.Key) > MaxKeyLen || len(it.Value) > maxSnapshotValue || v >= 2 && it.LastAccess < 0 {
+			return 0, fmt.Errorf("%w: item %d: key length %d, value length %d, last access %d out of range", ErrCorrupt, i, len(it.Key), len(it.Value), it.LastAccess)
 		}
 	}
 	h := crc64.New(crcTable)
 	cw := &countWriter{w: io.MultiWriter(w, h)}
 	bw := bufio.NewWriterSize(cw, 64<<10)
-	var b [32]byte
+	var b [itemFixedLen2]byte
 	copy(b[:8], snapshotMagic)
-	binary.LittleEndian.PutUint32(b[8:], snapshotVersion)
+	binary.LittleEndian.PutUint32(b[8:], v)
 	binary.LittleEndian.PutUint32(b[12:], 0)
-	binary.LittleEndian.PutUint64(b[16:], st.encodedLen())
+	binary.LittleEndian.PutUint64(b[16:], st.encodedLen(v))
 	bw.Write(b[:headerLen])
 	binary.LittleEndian.PutUint64(b[0:], uint64(st.SavedAt))
 	binary.LittleEndian.PutUint64(b[8:], st.LastCAS)
@@ -191,8 +260,13 @@ func (st *State) WriteTo(w io.Writer) (int64, error) {
 		binary.LittleEndian.PutUint32(b[2:], it.Flags)
 		binary.LittleEndian.PutUint64(b[6:], uint64(it.Exptime))
 		binary.LittleEndian.PutUint64(b[14:], it.CAS)
-		binary.LittleEndian.PutUint32(b[22:], uint32(len(it.Value)))
-		bw.Write(b[:itemFixedLen])
+		vl := 22
+		if v >= 2 {
+			binary.LittleEndian.PutUint64(b[22:], uint64(it.LastAccess))
+			vl = 30
+		}
+		binary.LittleEndian.PutUint32(b[vl:], uint32(len(it.Value)))
+		bw.Write(b[:itemLen(v)])
 		bw.WriteString(it.Key)
 		bw.Write(it.Value)
 	}
@@ -220,7 +294,7 @@ type decoder struct {
 	r    *bufio.Reader
 	h    hash.Hash64
 	left uint64 // body bytes not yet read
-	buf  [itemFixedLen]byte
+	buf  [itemFixedLen2]byte
 	err  error
 }
 
@@ -274,9 +348,11 @@ func DecodeState(r io.Reader) (*State, error) {
 	if string(hdr[:8]) != snapshotMagic {
 		return nil, ErrBadMagic
 	}
-	if v := binary.LittleEndian.Uint32(hdr[8:]); v != snapshotVersion {
-		return nil, fmt.Errorf("%w: %d (this kernel reads %d)", ErrVersion, v, snapshotVersion)
+	version := binary.LittleEndian.Uint32(hdr[8:])
+	if version < OldestSchema || version > CurrentSchema {
+		return nil, fmt.Errorf("%w: %d (this kernel reads %d..%d)", ErrVersion, version, OldestSchema, CurrentSchema)
 	}
+	fixed := itemLen(version)
 	if f := binary.LittleEndian.Uint32(hdr[12:]); f != 0 {
 		return nil, fmt.Errorf("%w: reserved header flags %#x", ErrCorrupt, f)
 	}
@@ -291,7 +367,7 @@ func DecodeState(r io.Reader) (*State, error) {
 		left: bodyLen,
 	}
 	d.h.Write(hdr[:])
-	st := &State{}
+	st := &State{Version: version}
 	if b := d.read(d.buf[:24]); b != nil {
 		st.SavedAt = int64(binary.LittleEndian.Uint64(b[0:]))
 		st.LastCAS = binary.LittleEndian.Uint64(b[8:])
@@ -304,13 +380,13 @@ func DecodeState(r io.Reader) (*State, error) {
 	if d.err != nil {
 		return nil, d.err
 	}
-	if st.FlushAt < 0 || count > (bodyLen-bodyFixedLen)/itemFixedLen {
+	if st.FlushAt < 0 || count > (bodyLen-bodyFixedLen)/uint64(fixed) {
 		return nil, fmt.Errorf("%w: flush_at %d, count %d", ErrCorrupt, st.FlushAt, count)
 	}
 	seen := make(map[string]struct{}, min(count, 1<<16))
 	st.Items = make([]ItemState, 0, min(count, 1<<16))
 	for i := uint64(0); i < count && d.err == nil; i++ {
-		b := d.read(d.buf[:itemFixedLen])
+		b := d.read(d.buf[:fixed])
 		if b == nil {
 			break
 		}
@@ -320,11 +396,20 @@ func DecodeState(r io.Reader) (*State, error) {
 			Exptime: int64(binary.LittleEndian.Uint64(b[6:])),
 			CAS:     binary.LittleEndian.Uint64(b[14:]),
 		}
-		valueLen := int(binary.LittleEndian.Uint32(b[22:]))
+		vl := 22
+		if version >= 2 {
+			it.LastAccess = int64(binary.LittleEndian.Uint64(b[22:]))
+			vl = 30
+		} else {
+			// The v1→v2 migration: v1 never recorded accesses; saved_at
+			// is the latest time any of them can have happened.
+			it.LastAccess = max(st.SavedAt, 0)
+		}
+		valueLen := int(binary.LittleEndian.Uint32(b[vl:]))
 		if keyLen == 0 || keyLen > MaxKeyLen || valueLen > maxSnapshotValue ||
-			it.Exptime < 0 || it.CAS == 0 || it.CAS > st.LastCAS {
-			return nil, fmt.Errorf("%w: item %d: key length %d, value length %d, exptime %d, cas %d",
-				ErrCorrupt, i, keyLen, valueLen, it.Exptime, it.CAS)
+			it.Exptime < 0 || it.CAS == 0 || it.CAS > st.LastCAS || it.LastAccess < 0 {
+			return nil, fmt.Errorf("%w: item %d: key length %d, value length %d, exptime %d, cas %d, last access %d",
+				ErrCorrupt, i, keyLen, valueLen, it.Exptime, it.CAS, it.LastAccess)
 		}
 		var kb [MaxKeyLen]byte
 		key := d.read(kb[:keyLen])

@@ -172,6 +172,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	store(t, s, ModeSet, "b", "beta", 2, 0, 0, Stored)
 	snap := saved(t, s)
 	itemAt := headerLen + bodyFixedLen // first item
+	keyAt := itemAt + itemLen(SchemaVersion())
 	tests := []struct {
 		name string
 		data []byte
@@ -179,7 +180,7 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 	}{
 		{"empty", nil, io.ErrUnexpectedEOF},
 		{"bad magic", corrupt(snap, func(b []byte) []byte { b[0] = 'X'; return b }), ErrBadMagic},
-		{"future version", corrupt(snap, func(b []byte) []byte { b[8] = 2; return b }), ErrVersion},
+		{"future version", corrupt(snap, func(b []byte) []byte { b[8] = CurrentSchema + 1; return b }), ErrVersion},
 		{"version 0", corrupt(snap, func(b []byte) []byte { b[8] = 0; return b }), ErrVersion},
 		{"reserved flags", corrupt(snap, func(b []byte) []byte { b[12] = 1; return b }), ErrCorrupt},
 		{"flipped value byte", corrupt(snap, func(b []byte) []byte { b[len(b)-9] ^= 1; return b }), ErrChecksum},
@@ -208,11 +209,11 @@ func TestRestoreRejectsBadSnapshots(t *testing.T) {
 			return resum(b)
 		}), ErrCorrupt},
 		{"duplicate key", corrupt(snap, func(b []byte) []byte {
-			b[itemAt+itemFixedLen] = 'b' // key "a" becomes "b"
+			b[keyAt] = 'b' // key "a" becomes "b"
 			return resum(b)
 		}), ErrCorrupt},
 		{"control char in key", corrupt(snap, func(b []byte) []byte {
-			b[itemAt+itemFixedLen] = '\n'
+			b[keyAt] = '\n'
 			return resum(b)
 		}), ErrCorrupt},
 	}
@@ -256,11 +257,17 @@ func TestSnapshotIsSelfDelimiting(t *testing.T) {
 }
 
 // TestSnapshotLayout pins the format: changing it must bump the version.
+// This is version 1, still written for images that read only it
+// (TestSnapshotLayoutV2 pins version 2).
 func TestSnapshotLayout(t *testing.T) {
 	clk := newFakeClock()
 	s := newTestStore(t, Config{Now: clk.Now})
 	store(t, s, ModeSet, "k", "v", 7, 0, 0, Stored)
-	got := saved(t, s)
+	var b bytes.Buffer
+	if err := s.SaveVersion(&b, 1); err != nil {
+		t.Fatal(err)
+	}
+	got := b.Bytes()
 	var want bytes.Buffer
 	le := binary.LittleEndian
 	want.WriteString("MOLTKV\x00\n")
@@ -300,4 +307,40 @@ func TestSaveDuringTraffic(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// TestSnapshotLayoutV2 pins version 2: version 1 plus atime per item.
+func TestSnapshotLayoutV2(t *testing.T) {
+	clk := newFakeClock()
+	s := newTestStore(t, Config{Now: clk.Now})
+	store(t, s, ModeSet, "k", "v", 7, 0, 0, Stored)
+	var b bytes.Buffer
+	if err := s.SaveVersion(&b, 2); err != nil {
+		t.Fatal(err)
+	}
+	now := uint64(clk.Now().Unix())
+	var want bytes.Buffer
+	le := binary.LittleEndian
+	want.WriteString("MOLTKV\x00\n")
+	want.Write(le.AppendUint32(nil, 2))
+	want.Write(le.AppendUint32(nil, 0))
+	want.Write(le.AppendUint64(nil, 32+34+1+1))
+	want.Write(le.AppendUint64(nil, now)) // saved_at
+	want.Write(le.AppendUint64(nil, 1))   // last_cas
+	want.Write(le.AppendUint64(nil, 0))   // flush_at
+	want.Write(le.AppendUint64(nil, 1))   // count
+	want.Write(le.AppendUint16(nil, 1))   // key_len
+	want.Write(le.AppendUint32(nil, 7))   // flags
+	want.Write(le.AppendUint64(nil, 0))   // exptime
+	want.Write(le.AppendUint64(nil, 1))   // cas
+	want.Write(le.AppendUint64(nil, now)) // atime
+	want.Write(le.AppendUint32(nil, 1))   // value_len
+	want.WriteString("kv")
+	want.Write(le.AppendUint64(nil, crcOf(want.Bytes())))
+	if !bytes.Equal(b.Bytes(), want.Bytes()) {
+		t.Errorf("snapshot =\n%x\nwant\n%x", b.Bytes(), want.Bytes())
+	}
+	if SchemaVersion() != 2 {
+		t.Errorf("SchemaVersion = %d; want the default 2", SchemaVersion())
+	}
 }

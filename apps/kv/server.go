@@ -105,6 +105,15 @@ type Server struct {
 
 	inShutdown atomic.Bool
 
+	// Quiesce state (quiesce.go). q mirrors quiescing for the lock-free
+	// checks of the connection goroutines; epoch counts Quiesce and
+	// Resume calls, so that a goroutine woken by a quiesce that has since
+	// been aborted can tell that apart from a real timeout; cutoff is the
+	// write deadline while quiescing (Unix ns).
+	q      atomic.Bool
+	epoch  atomic.Uint64
+	cutoff atomic.Int64
+
 	mu sync.Mutex
 	// +checklocks:mu
 	listeners map[net.Listener]struct{}
@@ -112,6 +121,18 @@ type Server struct {
 	conns map[*conn]struct{}
 	// +checklocks:mu
 	done chan struct{} // closed when conns becomes empty during shutdown
+	// +checklocks:mu
+	quiescing bool
+	// +checklocks:mu
+	parked []ParkedConn // connections stopped at a safe point
+	// +checklocks:mu
+	parkedLn map[net.Listener]struct{} // listeners whose Serve waits for Resume
+	// +checklocks:mu
+	resumeCh chan struct{} // closed by Resume or Detach
+	// +checklocks:mu
+	quiesced chan struct{} // closed once every connection and listener is parked
+	// +checklocks:mu
+	detached bool
 
 	currConns     atomic.Int64
 	totalConns    atomic.Uint64
@@ -135,6 +156,7 @@ func NewServer(store *Store, cfg ServerConfig) *Server {
 		pid:       os.Getpid(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		parkedLn:  make(map[net.Listener]struct{}),
 	}
 }
 
@@ -143,20 +165,40 @@ func (s *Server) Store() *Store { return s.store }
 
 // Serve accepts connections on l and serves each in a new goroutine. It
 // returns ErrServerClosed after Shutdown or Close, or the listener's error.
-// Serve closes l before it returns.
+// Serve closes l before it returns, except after Detach.
+//
+// While the server is quiesced, Serve stops accepting (if l has a
+// SetDeadline method, as *net.TCPListener does; otherwise connections
+// accepted meanwhile are parked unserved) and waits for Resume.
 func (s *Server) Serve(l net.Listener) error {
 	if !s.trackListener(l, true) {
 		l.Close()
 		return ErrServerClosed
 	}
 	defer s.trackListener(l, false)
-	defer l.Close()
+	keep := false // Detach hands l on open
+	defer func() {
+		if !keep {
+			l.Close()
+		}
+	}()
+	if d, ok := l.(deadliner); ok && !s.q.Load() {
+		d.SetDeadline(time.Time{}) // a quiesce's deadline, if l was handed over
+	}
 	var backoff time.Duration
 	for {
+		e := s.epoch.Load()
 		nc, err := l.Accept()
 		if err != nil {
 			if s.inShutdown.Load() {
 				return ErrServerClosed
+			}
+			if isTimeout(err) && (s.q.Load() || s.epoch.Load() != e) {
+				if s.parkListener(l) {
+					keep = true
+					return ErrServerClosed
+				}
+				continue
 			}
 			if errors.Is(err, net.ErrClosed) {
 				return err
@@ -172,12 +214,13 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		c := newConn(s, nc)
-		if !s.trackConn(c, true) {
+		switch s.admit(c) {
+		case admitServe:
+			go c.serve()
+		case admitReject:
 			s.rejectedConns.Add(1)
 			go s.reject(nc)
-			continue
 		}
-		go c.serve()
 	}
 }
 
@@ -209,6 +252,8 @@ func (s *Server) trackListener(l net.Listener, add bool) bool {
 		s.listeners[l] = struct{}{}
 	} else {
 		delete(s.listeners, l)
+		delete(s.parkedLn, l)
+		s.checkQuiescedLocked()
 	}
 	return true
 }
@@ -234,6 +279,7 @@ func (s *Server) trackConn(c *conn, add bool) bool {
 			close(s.done)
 			s.done = nil
 		}
+		s.checkQuiescedLocked()
 	}
 	return true
 }

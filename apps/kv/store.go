@@ -104,6 +104,12 @@ type Item struct {
 	Flags   uint32
 	Exptime int64 // absolute Unix seconds; 0 means never
 	CAS     uint64
+	// LastAccess is when the item was last stored, read or touched, in
+	// Unix seconds of the store's clock, before this access. It is the
+	// age memcached reports per item (the meta protocol's "la" flag,
+	// "stats items" age) and what idle-item policies look at; snapshot
+	// schema v2 carries it across an update.
+	LastAccess int64
 }
 
 // item is a live entry: a node of the LRU list, owned by Store.mu.
@@ -113,6 +119,7 @@ type item struct {
 	flags   uint32
 	exptime int64 // absolute Unix seconds, 0 = never
 	cas     uint64
+	atime   int64 // last store, read or touch, Unix seconds
 	// LRU links: prev is towards the most recently used end.
 	prev, next *item
 }
@@ -290,13 +297,14 @@ func (s *Store) unlinkLocked(it *item) {
 	s.stats.CurrItems--
 }
 
-// bumpLocked marks it most recently used.
+// bumpLocked marks it most recently used, accessed at now.
 //
 // Preconditions:
 //   - s.mu is held; it is linked.
 //
 // +checklocks:s.mu
-func (s *Store) bumpLocked(it *item) {
+func (s *Store) bumpLocked(it *item, now int64) {
+	it.atime = now
 	if s.head.next == it {
 		return
 	}
@@ -368,7 +376,7 @@ func (s *Store) installLocked(old *item, key []byte, value []byte, flags uint32,
 		// Stored already expired: the old value is gone and nothing is visible.
 		return Stored
 	}
-	it.value, it.flags, it.exptime = value, flags, exptime
+	it.value, it.flags, it.exptime, it.atime = value, flags, exptime, now
 	if !s.makeRoomLocked(it.cost(), now) {
 		return NoMemory
 	}
@@ -405,7 +413,7 @@ func (s *Store) store(mode Mode, key []byte, flags uint32, exptime int64, value 
 	switch mode {
 	case ModeAdd:
 		if old != nil {
-			s.bumpLocked(old)
+			s.bumpLocked(old, now)
 			return NotStored
 		}
 	case ModeReplace:
@@ -475,13 +483,14 @@ type view struct {
 	flags   uint32
 	exptime int64
 	cas     uint64
+	atime   int64
 }
 
 func (v view) item(key string) Item {
 	if v.value == nil {
 		return Item{}
 	}
-	return Item{Key: key, Value: v.value, Flags: v.flags, Exptime: v.exptime, CAS: v.cas}
+	return Item{Key: key, Value: v.value, Flags: v.flags, Exptime: v.exptime, CAS: v.cas, LastAccess: v.atime}
 }
 
 // get looks key up; with touch it also sets the exptime.
@@ -505,7 +514,7 @@ func (s *Store) get(key []byte, touch bool, exptime int64) (view, bool) {
 		return view{}, false
 	}
 	s.stats.GetHits++
-	v := view{value: it.value, flags: it.flags, exptime: it.exptime, cas: it.cas}
+	v := view{value: it.value, flags: it.flags, exptime: it.exptime, cas: it.cas, atime: it.atime}
 	if v.value == nil {
 		v.value = []byte{}
 	}
@@ -519,7 +528,7 @@ func (s *Store) get(key []byte, touch bool, exptime int64) (view, bool) {
 			return v, true
 		}
 	}
-	s.bumpLocked(it)
+	s.bumpLocked(it, now)
 	return v, true
 }
 
@@ -542,7 +551,7 @@ func (s *Store) touch(key []byte, exptime int64) Result {
 	if it.expiredAt(now) {
 		s.unlinkLocked(it)
 	} else {
-		s.bumpLocked(it)
+		s.bumpLocked(it, now)
 	}
 	return Touched
 }
