@@ -83,6 +83,10 @@ func clockInit() {
 // So that nanotime (and the vDSO, which computes the same formula) needs
 // no extra term, monotonic 0 moves back to the TSC value at which it would
 // have been: tscEntry = entry − ticks(previous mono + time since stamp).
+// That value can lie "before" TSC 0 (the kernels' calibrations differ a
+// little, and the first kernel started soon after the TSC did): the
+// subtraction wraps, and rdtsc − tscEntry, computed in the same unsigned
+// arithmetic by nanotime and the vDSO, is still the right tick count.
 //
 //go:nosplit
 func continueClock() {
@@ -94,14 +98,11 @@ func continueClock() {
 	boot := s[jtMonoNs/8] + since
 	hi, lo := bits.Mul64(boot, clock.tscHz)
 	if hi >= 1_000_000_000 {
-		return // absurd: would overflow
+		return // absurd (centuries of uptime): start from 0 instead
 	}
 	ticks, _ := bits.Div64(hi, lo, 1_000_000_000)
-	if ticks > clock.tscEntry0 {
-		return // the TSC restarted: not a continuation of the same machine
-	}
 	clock.tscEntry = clock.tscEntry0 - ticks
-	clock.bootNs = int64(tscToNs(clock.tscEntry0 - clock.tscEntry))
+	clock.bootNs = int64(tscToNs(ticks))
 }
 
 // calibrate measures the TSC and LAPIC timer against the PIT.
