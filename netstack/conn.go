@@ -26,6 +26,38 @@ type Listener struct {
 
 	once   sync.Once
 	closed chan struct{} // closed by closeLive; unblocks Accept
+
+	mu sync.Mutex
+	// pending are established connections taken out of gVisor's accept
+	// queue by a connection transfer (ExportConns moves them here, and
+	// ImportConns rebuilds them here); Accept returns them first, in order.
+	// +checklocks:mu
+	pending []pendingConn
+}
+
+// pendingConn is an established, not yet accepted connection.
+type pendingConn struct {
+	ep tcpip.Endpoint
+	wq *waiter.Queue
+}
+
+// takePending removes and returns the oldest pending connection.
+func (l *Listener) takePending() (pendingConn, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.pending) == 0 {
+		return pendingConn{}, false
+	}
+	p := l.pending[0]
+	l.pending = l.pending[1:]
+	return p, true
+}
+
+// addPending appends established connections for Accept to return.
+func (l *Listener) addPending(p ...pendingConn) {
+	l.mu.Lock()
+	l.pending = append(l.pending, p...)
+	l.mu.Unlock()
 }
 
 func newListener(s *Stack, id SocketID, st SocketState, ep tcpip.Endpoint, wq *waiter.Queue) *Listener {
@@ -58,6 +90,13 @@ func (l *Listener) Accept() (net.Conn, error) {
 		case <-l.closed:
 			return nil, l.opError(net.ErrClosed)
 		default:
+		}
+		if p, ok := l.takePending(); ok {
+			_, c, err := l.s.adoptConn(l.network, p.ep, p.wq, l.id)
+			if err != nil {
+				return nil, l.opError(err)
+			}
+			return c, nil
 		}
 		n, wq, err := l.ep.Accept(nil)
 		switch err.(type) {
@@ -100,6 +139,13 @@ func (l *Listener) closeLive() {
 	l.once.Do(func() {
 		close(l.closed)
 		l.ep.Close()
+		l.mu.Lock()
+		pending := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		for _, p := range pending {
+			p.ep.Close() // as gVisor resets connections left in an accept queue
+		}
 	})
 }
 
@@ -129,10 +175,45 @@ func (c *Conn) closeLive() { c.once.Do(func() { c.TCPConn.Close() }) }
 // for a connected socket) through gVisor's gonet.UDPConn.
 type PacketConn struct {
 	*gonet.UDPConn
-	s    *Stack   // immutable
-	id   SocketID // immutable
-	v4   bool     // immutable; an IPv4 endpoint (else IPv6, maybe dual-stack)
+	s    *Stack         // immutable
+	id   SocketID       // immutable
+	v4   bool           // immutable; an IPv4 endpoint (else IPv6, maybe dual-stack)
+	ep   tcpip.Endpoint // immutable
 	once sync.Once
+
+	mu sync.Mutex
+	// pending are received datagrams taken out of the endpoint by a
+	// connection transfer (ExportConns reads them here, ImportConns puts
+	// the exported ones here); Read and ReadFrom return them first.
+	// +checklocks:mu
+	pending []datagram
+}
+
+// datagram is a received UDP datagram.
+type datagram struct {
+	from    tcpip.FullAddress
+	payload []byte
+}
+
+// Read implements net.Conn: pending datagrams first, then the endpoint.
+func (c *PacketConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFrom(b)
+	return n, err
+}
+
+// ReadFrom implements net.PacketConn: pending datagrams first (returned
+// even if the read deadline has passed), then the endpoint. As with a
+// socket, a datagram longer than b is truncated.
+func (c *PacketConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	c.mu.Lock()
+	if len(c.pending) > 0 {
+		d := c.pending[0]
+		c.pending = c.pending[1:]
+		c.mu.Unlock()
+		return copy(b, d.payload), &net.UDPAddr{IP: net.IP(d.from.Addr.AsSlice()), Port: int(d.from.Port)}, nil
+	}
+	c.mu.Unlock()
+	return c.UDPConn.ReadFrom(b)
 }
 
 // ID returns the socket's table ID.

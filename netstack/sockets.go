@@ -107,14 +107,29 @@ func (s *Stack) forget(id SocketID) {
 // The returned listener is a *Listener; the connections it accepts are
 // *Conn values with IDs of their own.
 func (s *Stack) Listen(network, address string) (SocketID, net.Listener, error) {
+	ep, wq, st, err := s.openListener(network, address)
+	if err != nil {
+		return 0, nil, err
+	}
+	live, err := s.register(st, ep, func(id SocketID) liveSocket { return newListener(s, id, st, ep, wq) })
+	if err != nil {
+		ep.Close()
+		return 0, nil, err
+	}
+	return live.ID(), live.(*Listener), nil
+}
+
+// openListener creates a listening endpoint as Listen describes and
+// returns it with its state record (ID not yet assigned).
+func (s *Stack) openListener(network, address string) (tcpip.Endpoint, *waiter.Queue, SocketState, error) {
 	a, err := s.resolve("tcp", network, address, false)
 	if err != nil {
-		return 0, nil, &net.OpError{Op: "listen", Net: network, Err: err}
+		return nil, nil, SocketState{}, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	var wq waiter.Queue
-	ep, terr := s.s.NewEndpoint(tcp.ProtocolNumber, a.proto, &wq)
+	wq := new(waiter.Queue)
+	ep, terr := s.s.NewEndpoint(tcp.ProtocolNumber, a.proto, wq)
 	if terr != nil {
-		return 0, nil, &net.OpError{Op: "listen", Net: network, Err: goError(terr)}
+		return nil, nil, SocketState{}, &net.OpError{Op: "listen", Net: network, Err: goError(terr)}
 	}
 	if a.proto == ipv6.ProtocolNumber {
 		ep.SocketOptions().SetV6Only(a.v6only)
@@ -124,50 +139,56 @@ func (s *Stack) Listen(network, address string) (SocketID, net.Listener, error) 
 	ep.SocketOptions().SetReuseAddress(true)
 	if terr := ep.Bind(a.addr); terr != nil {
 		ep.Close()
-		return 0, nil, &net.OpError{Op: "bind", Net: network, Addr: a.tcpAddr(), Err: goError(terr)}
+		return nil, nil, SocketState{}, &net.OpError{Op: "bind", Net: network, Addr: a.tcpAddr(), Err: goError(terr)}
 	}
 	if terr := ep.Listen(listenBacklog); terr != nil {
 		ep.Close()
-		return 0, nil, &net.OpError{Op: "listen", Net: network, Addr: a.tcpAddr(), Err: goError(terr)}
+		return nil, nil, SocketState{}, &net.OpError{Op: "listen", Net: network, Addr: a.tcpAddr(), Err: goError(terr)}
 	}
-	st := SocketState{Kind: KindTCPListener, Network: network, Local: localAddr(ep, a.proto)}
-	live, err := s.register(st, ep, func(id SocketID) liveSocket { return newListener(s, id, st, ep, &wq) })
-	if err != nil {
-		ep.Close()
-		return 0, nil, err
-	}
-	return live.ID(), live.(*Listener), nil
+	return ep, wq, SocketState{Kind: KindTCPListener, Network: network, Local: localAddr(ep, a.proto)}, nil
 }
 
 // ListenPacket opens a UDP socket, as net.ListenPacket does: network is
 // "udp", "udp4" or "udp6", address as for Listen. The result is a
 // *PacketConn.
 func (s *Stack) ListenPacket(network, address string) (SocketID, net.PacketConn, error) {
+	ep, wq, st, proto, err := s.openPacket(network, address)
+	if err != nil {
+		return 0, nil, err
+	}
+	live, err := s.register(st, ep, func(id SocketID) liveSocket { return newPacketConn(s, id, ep, wq, proto) })
+	if err != nil {
+		ep.Close()
+		return 0, nil, err
+	}
+	return live.ID(), live.(*PacketConn), nil
+}
+
+// openPacket creates a bound UDP endpoint as ListenPacket describes and
+// returns it with its state record (ID not yet assigned) and its network
+// protocol.
+func (s *Stack) openPacket(network, address string) (tcpip.Endpoint, *waiter.Queue, SocketState, tcpip.NetworkProtocolNumber, error) {
 	a, err := s.resolve("udp", network, address, false)
 	if err != nil {
-		return 0, nil, &net.OpError{Op: "listen", Net: network, Err: err}
+		return nil, nil, SocketState{}, 0, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	var wq waiter.Queue
-	ep, terr := s.s.NewEndpoint(udp.ProtocolNumber, a.proto, &wq)
+	wq := new(waiter.Queue)
+	ep, terr := s.s.NewEndpoint(udp.ProtocolNumber, a.proto, wq)
 	if terr != nil {
-		return 0, nil, &net.OpError{Op: "listen", Net: network, Err: goError(terr)}
+		return nil, nil, SocketState{}, 0, &net.OpError{Op: "listen", Net: network, Err: goError(terr)}
 	}
 	if a.proto == ipv6.ProtocolNumber {
 		ep.SocketOptions().SetV6Only(a.v6only)
 	}
 	if terr := ep.Bind(a.addr); terr != nil {
 		ep.Close()
-		return 0, nil, &net.OpError{Op: "bind", Net: network, Addr: a.udpAddr(), Err: goError(terr)}
+		return nil, nil, SocketState{}, 0, &net.OpError{Op: "bind", Net: network, Addr: a.udpAddr(), Err: goError(terr)}
 	}
-	st := SocketState{Kind: KindUDP, Network: network, Local: localAddr(ep, a.proto)}
-	live, err := s.register(st, ep, func(id SocketID) liveSocket {
-		return &PacketConn{UDPConn: gonet.NewUDPConn(&wq, ep), s: s, id: id, v4: a.proto == ipv4.ProtocolNumber}
-	})
-	if err != nil {
-		ep.Close()
-		return 0, nil, err
-	}
-	return live.ID(), live.(*PacketConn), nil
+	return ep, wq, SocketState{Kind: KindUDP, Network: network, Local: localAddr(ep, a.proto)}, a.proto, nil
+}
+
+func newPacketConn(s *Stack, id SocketID, ep tcpip.Endpoint, wq *waiter.Queue, proto tcpip.NetworkProtocolNumber) *PacketConn {
+	return &PacketConn{UDPConn: gonet.NewUDPConn(wq, ep), s: s, id: id, v4: proto == ipv4.ProtocolNumber, ep: ep}
 }
 
 // Dial opens a TCP connection, as net.Dialer.DialContext does: network is

@@ -59,6 +59,12 @@ type Config struct {
 	// 4862). Meant for a warm start after a kernel update, when the
 	// addresses were verified before, and for tests.
 	SkipDAD bool
+	// StartGated attaches the Ethernet NIC with its gate closed: no frame is
+	// delivered to the stack or transmitted until GoLive. A kernel that
+	// imports a connection table (ImportConns) starts this way, so that
+	// nothing it does before the import (IPv6 router solicitations, ARP,
+	// the import's own handshakes) reaches the network.
+	StartGated bool
 }
 
 // Stack is molt's TCP/IP stack: gVisor's netstack with IPv4, IPv6, ARP,
@@ -76,6 +82,9 @@ type Stack struct {
 	// (AttachNIC, Configure, Shutdown). It is held across gVisor calls and
 	// the whole DHCP exchange, so it is never taken while holding mu.
 	cfgMu sync.Mutex
+	// leftover is what ImportConns leaves for GoLive.
+	// +checklocks:cfgMu
+	leftover importLeftover
 
 	// mu guards the fields below and the socket table. It is a leaf: no
 	// gVisor call and no blocking operation happens while it is held.
@@ -92,8 +101,9 @@ type Stack struct {
 
 // nicRecord describes the attached Ethernet NIC.
 type nicRecord struct {
-	mac net.HardwareAddr
-	ep  stack.LinkEndpoint
+	mac  net.HardwareAddr
+	ep   stack.LinkEndpoint // the caller's endpoint
+	gate *gate              // wraps ep; what the gVisor NIC holds
 }
 
 // appliedIP is the IP configuration that Configure installed.
@@ -200,7 +210,9 @@ func addLoopback(gs *stack.Stack) error {
 
 // AttachNIC makes ep the stack's Ethernet NIC ("eth0") and enables it; IPv6
 // link-local addressing, router solicitation and SLAAC start at once, IPv4
-// waits for Configure. mac, if not nil, replaces the endpoint's link address
+// waits for Configure. The stack reaches ep through a gate that Freeze and
+// GoLive close and open (conntransfer.go); with Config.StartGated it starts
+// closed. mac, if not nil, replaces the endpoint's link address
 // (it must be a unicast Ethernet address); the endpoint's own address is
 // used otherwise. Only one NIC can be attached.
 func (s *Stack) AttachNIC(ep stack.LinkEndpoint, mac net.HardwareAddr) error {
@@ -231,11 +243,16 @@ func (s *Stack) AttachNIC(ep stack.LinkEndpoint, mac net.HardwareAddr) error {
 	case attached:
 		return ErrNICAttached
 	}
-	if err := s.s.CreateNICWithOptions(ethNIC, ep, stack.NICOptions{Name: ethName}); err != nil {
+	mode := gateLive
+	if s.cfg.StartGated {
+		mode = gateFrozen
+	}
+	g := newGate(ep, mode)
+	if err := s.s.CreateNICWithOptions(ethNIC, g, stack.NICOptions{Name: ethName}); err != nil {
 		return fmt.Errorf("netstack: create NIC %s: %s", ethName, err)
 	}
 	s.mu.Lock()
-	s.nic = &nicRecord{mac: slices.Clone(mac), ep: ep}
+	s.nic = &nicRecord{mac: slices.Clone(mac), ep: ep, gate: g}
 	s.mu.Unlock()
 	return nil
 }

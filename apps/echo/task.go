@@ -39,6 +39,10 @@ const (
 	stateMagic = "MOLTECHO"
 )
 
+// ManifestLine is the echo task's line in an image's task manifest
+// (task.ManifestLine of TaskSpec, as a constant; a test keeps them equal).
+const ManifestLine = TaskName + " 2 1 1\n"
+
 // TaskSpec returns the echo task's process-table spec.
 func TaskSpec() task.Spec {
 	return task.Spec{Name: TaskName, ID: TaskID, Version: TaskVersion, Oldest: TaskVersion, Policy: task.PolicyFresh}

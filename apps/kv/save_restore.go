@@ -57,29 +57,13 @@ const (
 	maxSnapshotBody  = 1 << 40
 )
 
-// WriteSchema selects the snapshot version this image writes, and the
-// newest it claims to read as a task (TaskSpec): "2" (the default, also
-// when empty) or "1". Set it at link time to build a "v1 image" for
-// update and rollback tests against a v2 one:
-//
-//	go build -ldflags '-X github.com/molt-os/molt/apps/kv.WriteSchema=1' ./cmd/kernel
-//
-// It is a string because -X sets only strings. Any other value panics at
-// start-up: a misbuilt image must not run.
-var WriteSchema = ""
-
-var writeSchema = func() uint32 {
-	switch WriteSchema {
-	case "", "2":
-		return 2
-	case "1":
-		return 1
-	}
-	panic(fmt.Sprintf("kv: WriteSchema %q: want \"1\" or \"2\"", WriteSchema))
-}()
-
-// SchemaVersion returns the snapshot version this image writes
-// (WriteSchema).
+// SchemaVersion returns the snapshot version this image writes, and the
+// newest it claims to read as a task (TaskSpec): 2, or 1 in an image built
+// with the kv_schema1 build tag (a "v1 image" for update and rollback
+// tests against a v2 one: molt build, or image.BuildOptions with
+// GOFLAGS=-tags=kv_schema1). A build tag rather than a variable, because
+// the image's task manifest (ManifestLine) is a constant that the kernel
+// it is pushed to reads from the file.
 func SchemaVersion() uint32 { return writeSchema }
 
 func itemLen(version uint32) int {

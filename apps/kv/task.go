@@ -49,8 +49,12 @@ const (
 	maxConnPending = 1 << 30
 )
 
+// ManifestLine is the kv task's line in an image's task manifest
+// (task.ManifestLine of TaskSpec, as a constant; a test keeps them equal).
+const ManifestLine = TaskName + " 1 1 " + writeSchemaText + "\n"
+
 // TaskSpec returns the kv task's process-table spec for this image: it
-// writes SchemaVersion (WriteSchema) and reads from OldestSchema up to it.
+// writes SchemaVersion and reads from OldestSchema up to it.
 func TaskSpec() task.Spec { return taskSpec(SchemaVersion()) }
 
 func taskSpec(schema uint32) task.Spec {
@@ -67,7 +71,7 @@ type TaskConfig struct {
 	// one handed over (cold boot, or its listener was lost).
 	Listen func() (net.Listener, error)
 	// Schema is the task-state schema this task writes and the newest it
-	// reads; 0 means SchemaVersion (WriteSchema). Tests set 1 to play a
+	// reads; 0 means SchemaVersion. Tests set 1 to play a
 	// v1 image in the same process.
 	Schema uint32
 }

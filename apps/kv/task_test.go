@@ -510,3 +510,9 @@ func FuzzTaskState(f *testing.F) {
 		}
 	})
 }
+
+func TestManifestLine(t *testing.T) {
+	if got := task.ManifestLine(TaskSpec()); got != ManifestLine {
+		t.Errorf("ManifestLine = %q; the spec says %q", ManifestLine, got)
+	}
+}

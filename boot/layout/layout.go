@@ -145,6 +145,13 @@ const (
 	// ed25519 public keys (comma-separated) whose signed images the kernel
 	// accepts in a self-update (docs/images.md).
 	TrustedKeysVar = "github.com/molt-os/molt/updater/image.trustedKeys"
+	// TaskManifestSymbol names a string variable in an image's main
+	// package that lists its tasks and the state schema versions each
+	// reads (updater/task.FormatManifest). It must be initialized with a
+	// constant, so that its bytes are in the file: the running kernel
+	// reads it from a pushed image to save each task's state in a version
+	// the new image reads (docs/tasks.md).
+	TaskManifestSymbol = "main.taskManifest"
 )
 
 // Exit codes the kernel writes to QEMU's isa-debug-exit device. QEMU exits

@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -141,3 +142,93 @@ func EchoAll(cs []net.Conn, size int, seed uint64) []error {
 	}
 	return failed
 }
+
+// Stream is a paced echo stream: it keeps a connection busy in both
+// directions for as long as a test needs (across a kernel update, say),
+// rather than for a fixed size. Start it with NewStream, Stop it, then
+// Wait for its verdict.
+type Stream struct {
+	c       net.Conn
+	seed    uint64
+	stop    chan struct{}
+	done    chan error
+	written atomic.Int64
+	echoed  atomic.Int64
+}
+
+// NewStream starts writing pseudo-random chunks of up to chunk bytes to
+// c, one every pace, and reading the echo concurrently. c must support
+// CloseWrite. Deadlines are the caller's.
+func NewStream(c net.Conn, seed uint64, chunk int, pace time.Duration) (*Stream, error) {
+	hc, ok := c.(halfCloser)
+	if !ok {
+		return nil, fmt.Errorf("streamcheck: %T cannot close its write side", c)
+	}
+	s := &Stream{c: c, seed: seed, stop: make(chan struct{}), done: make(chan error, 1)}
+	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	sent := sha256.New()
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, chunk)
+		t := time.NewTicker(pace)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				werr <- hc.CloseWrite()
+				return
+			case <-t.C:
+			}
+			n := 1 + r.IntN(chunk)
+			for i := range n {
+				buf[i] = byte(r.Uint32())
+			}
+			sent.Write(buf[:n])
+			if _, err := c.Write(buf[:n]); err != nil {
+				werr <- fmt.Errorf("write after %d bytes: %w", s.written.Load(), err)
+				return
+			}
+			s.written.Add(int64(n))
+		}
+	}()
+	go func() {
+		got := sha256.New()
+		buf := make([]byte, 32<<10)
+		var rerr error
+		for {
+			n, err := c.Read(buf)
+			got.Write(buf[:n])
+			s.echoed.Add(int64(n))
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				rerr = err
+				break
+			}
+		}
+		err := <-werr
+		switch {
+		case err != nil:
+			err = fmt.Errorf("stream %d: %w", seed, err)
+		case rerr != nil:
+			err = fmt.Errorf("stream %d: read after %d of %d bytes: %w", seed, s.echoed.Load(), s.written.Load(), rerr)
+		case s.echoed.Load() != s.written.Load():
+			err = fmt.Errorf("stream %d: echo returned %d bytes, want %d", seed, s.echoed.Load(), s.written.Load())
+		case !bytes.Equal(sent.Sum(nil), got.Sum(nil)):
+			err = fmt.Errorf("stream %d: echoed bytes differ from the ones sent (SHA-256 mismatch)", seed)
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// Written and Echoed count the bytes so far in each direction.
+func (s *Stream) Written() int64 { return s.written.Load() }
+func (s *Stream) Echoed() int64  { return s.echoed.Load() }
+
+// Stop ends the writing side (CloseWrite); the echo drains until EOF.
+func (s *Stream) Stop() { close(s.stop) }
+
+// Wait returns nil once exactly the bytes written came back, in order.
+func (s *Stream) Wait() error { return <-s.done }

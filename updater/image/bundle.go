@@ -33,6 +33,9 @@ const (
 	// MaxVersionLen caps the release version string (as the update history
 	// does).
 	MaxVersionLen = 128
+	// MaxManifestLen caps the task manifest an image carries
+	// (layout.TaskManifestSymbol).
+	MaxManifestLen = 4096
 	// MaxELFSize caps the ELF length a header may claim. The image must end
 	// below layout.ImageLimit and carries its symbol table and DWARF, so 1
 	// GiB is far beyond any real image; the cap keeps sizes in int range
@@ -84,6 +87,10 @@ type Image struct {
 	// HandoffFormats are the handoff container format versions the image
 	// reads (layout.HandoffFormatsSymbol).
 	HandoffFormats []uint32
+	// TaskManifest lists the image's tasks and the state versions they
+	// read (layout.TaskManifestSymbol; updater/task.ParseManifest); empty
+	// if the image declares none. It is covered by the signature.
+	TaskManifest string
 	// ELF is the ELF file, a sub-slice of the bundle.
 	ELF []byte
 }
@@ -281,7 +288,7 @@ func Verify(bundle []byte, trusted []ed25519.PublicKey, limits Limits) (*Image, 
 	if !slices.Contains(e.handoffFormats, limits.HandoffFormat) {
 		return nil, errorf(ErrHandoff, "the image reads handoff formats %v, the running kernel writes format %d", e.handoffFormats, limits.HandoffFormat)
 	}
-	return &Image{Header: *h, Entry: e.pvhEntry, Segments: e.segments, HandoffFormats: e.handoffFormats, ELF: elfBytes}, nil
+	return &Image{Header: *h, Entry: e.pvhEntry, Segments: e.segments, HandoffFormats: e.handoffFormats, TaskManifest: e.manifest, ELF: elfBytes}, nil
 }
 
 // region is a range of physical addresses an image must not load into.

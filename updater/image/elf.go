@@ -57,6 +57,7 @@ type elfImage struct {
 	version        string
 	hasVersion     bool
 	handoffFormats []uint32
+	manifest       string // layout.TaskManifestSymbol, "" if absent
 }
 
 // sym is a symbol parseELF looks for.
@@ -171,11 +172,11 @@ func parseELF(b []byte) (*elfImage, error) {
 		return nil, errorf(ErrEntry, "PVH entry %#x is not inside the file bytes of an executable PT_LOAD", img.pvhEntry)
 	}
 
-	syms, err := findSymbols(b, shoff, shentsize, shnum, layout.BuildIDSymbol, layout.VersionVar, layout.HandoffFormatsSymbol)
+	syms, err := findSymbols(b, shoff, shentsize, shnum, layout.BuildIDSymbol, layout.VersionVar, layout.HandoffFormatsSymbol, layout.TaskManifestSymbol)
 	if err != nil {
 		return nil, err
 	}
-	bid, ver, hf := syms[0], syms[1], syms[2]
+	bid, ver, hf, man := syms[0], syms[1], syms[2], syms[3]
 
 	if !bid.found {
 		return nil, errorf(ErrFormat, "build ID symbol %s not found", layout.BuildIDSymbol)
@@ -189,25 +190,18 @@ func parseELF(b []byte) (*elfImage, error) {
 	}
 	img.buildIDOff = off
 
-	// The version is a Go string header (pointer, length) in data pointing
-	// at bytes in rodata.
+	// The version and the task manifest are Go string headers (pointer,
+	// length) in data pointing at bytes in rodata.
 	if ver.found {
-		if ver.size != 16 {
-			return nil, errorf(ErrFormat, "version variable %s has size %d, want 16 (a string)", layout.VersionVar, ver.size)
+		if img.version, err = img.readString(b, ver, layout.VersionVar, MaxVersionLen); err != nil {
+			return nil, err
 		}
-		hdr, ok := img.fileOffset(ver.value, 16)
-		if !ok {
-			return nil, errorf(ErrFormat, "version variable %s at %#x has no file bytes", layout.VersionVar, ver.value)
+		img.hasVersion = true
+	}
+	if man.found {
+		if img.manifest, err = img.readString(b, man, layout.TaskManifestSymbol, MaxManifestLen); err != nil {
+			return nil, err
 		}
-		p, n := le.Uint64(b[hdr:]), le.Uint64(b[hdr+8:])
-		if n > MaxVersionLen {
-			return nil, errorf(ErrFormat, "version string is %d bytes, at most %d allowed", n, MaxVersionLen)
-		}
-		s, ok := img.fileOffset(p, n)
-		if !ok {
-			return nil, errorf(ErrFormat, "version string at %#x (%d bytes) has no file bytes", p, n)
-		}
-		img.version, img.hasVersion = string(b[s:s+n]), true
 	}
 
 	if !hf.found {
@@ -229,6 +223,28 @@ func parseELF(b []byte) (*elfImage, error) {
 		return nil, errorf(ErrHandoff, "the image's handoff format list (%s) is empty", layout.HandoffFormatsSymbol)
 	}
 	return img, nil
+}
+
+// readString reads the string variable s (named name) of b, at most max
+// bytes long.
+func (img *elfImage) readString(b []byte, s sym, name string, max uint64) (string, error) {
+	le := binary.LittleEndian
+	if s.size != 16 {
+		return "", errorf(ErrFormat, "variable %s has size %d, want 16 (a string)", name, s.size)
+	}
+	hdr, ok := img.fileOffset(s.value, 16)
+	if !ok {
+		return "", errorf(ErrFormat, "variable %s at %#x has no file bytes", name, s.value)
+	}
+	p, n := le.Uint64(b[hdr:]), le.Uint64(b[hdr+8:])
+	if n > max {
+		return "", errorf(ErrFormat, "string %s is %d bytes, at most %d allowed", name, n, max)
+	}
+	off, ok := img.fileOffset(p, n)
+	if !ok {
+		return "", errorf(ErrFormat, "string %s at %#x (%d bytes) has no file bytes", name, p, n)
+	}
+	return string(b[off : off+n]), nil
 }
 
 // inside reports whether [off, off+n) lies within [0, size), without

@@ -1,0 +1,493 @@
+package main
+
+// Self-update tests: the default image replaces itself in QEMU while Linux
+// peers in a test-made network namespace keep their sessions (DESIGN §6).
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/molt-os/molt/boot/layout"
+	"github.com/molt-os/molt/internal/moltvm"
+	"github.com/molt-os/molt/internal/streamcheck"
+	"github.com/molt-os/molt/qemu"
+	"github.com/molt-os/molt/qemu/netns"
+	updimage "github.com/molt-os/molt/updater/image"
+	"github.com/molt-os/molt/updater/push"
+)
+
+// testKey signs and is trusted by every image these tests build. It is
+// derived from a fixed seed so that repeated builds are identical and Go's
+// build cache serves them.
+var testKey = ed25519.NewKeyFromSeed(func() []byte { s := sha256.Sum256([]byte("molt cmd/kernel test key")); return s[:] }())
+
+// kvSchema1 makes an image whose kv task writes (and reads) state schema
+// v1 only: the "old" image of a migration.
+const kvSchema1 = "kv_schema1"
+
+// updatable is a signed image: its ELF (to boot) and bundle (to push).
+type updatable struct{ elf, bundle string }
+
+func signedImage(t *testing.T, version string, tags ...string) updatable {
+	t.Helper()
+	e, b := qemu.BuildSignedT(t, "../..", "./cmd/kernel", version, testKey, tags...)
+	return updatable{e, b}
+}
+
+// updateGuest boots img on a TAP in a fresh namespace, with its own
+// bundle in image store slot 0 (as a launcher that allows rollback does).
+func updateGuest(t *testing.T, img updatable) (*guest, *netns.NS) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("MOLT_REQUIRE_TOOLS") == "1" {
+			t.Fatal("needs root: creates a network namespace and a TAP interface (MOLT_REQUIRE_TOOLS=1)")
+		}
+		t.Skip("needs root: creates a network namespace and a TAP interface")
+	}
+	ns := netns.NewT(t)
+	opts := []qemu.Option{
+		qemu.Kernel(img.elf), qemu.Accel("tcg"), qemu.Timeout(15 * time.Minute), qemu.Logf(t.Logf),
+		qemu.TAP(ns.TAP, tapMAC), qemu.Append(fmt.Sprintf("ip=%s,gw=%s", ns.GuestIPv4, ns.HostIPv4.Addr())),
+		qemu.Loader(img.bundle, layout.ImageStoreBase),
+	}
+	g, err := moltvm.Boot(t.Context(), ns.StartVM, nil, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &guest{g}, ns
+}
+
+// pushImage sends bundle to the guest's update service from inside the
+// namespace and returns the new kernel's report.
+func pushImage(t *testing.T, ns *netns.NS, bundle string, quiesce time.Duration) (*push.Report, error) {
+	t.Helper()
+	b, err := os.ReadFile(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), push.DefaultPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Minute))
+	return push.Push(ctx, c, b, push.Options{QuiesceDeadline: quiesce}, nil)
+}
+
+// kvItem is what the test stored and expects back.
+type kvItem struct {
+	value []byte
+	cas   uint64
+}
+
+// kvClient is a minimal memcached text-protocol client for checks.
+type kvClient struct {
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialKV(t *testing.T, ns *netns.NS) *kvClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	c, err := ns.Dial(ctx, "tcp", fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), kvPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &kvClient{c: c, r: bufio.NewReaderSize(c, 1<<16)}
+}
+
+// setMany stores n items k0..k(n-1), pipelined in batches.
+func (k *kvClient) setMany(n int) error {
+	k.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	const batch = 500
+	for base := 0; base < n; base += batch {
+		w := bufio.NewWriter(k.c)
+		end := min(base+batch, n)
+		for i := base; i < end; i++ {
+			v := itemValue(i)
+			fmt.Fprintf(w, "set k%d %d 0 %d\r\n%s\r\n", i, i%65536, len(v), v)
+		}
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		for i := base; i < end; i++ {
+			line, err := k.r.ReadString('\n')
+			if err != nil {
+				return fmt.Errorf("set k%d: %w", i, err)
+			}
+			if line != "STORED\r\n" {
+				return fmt.Errorf("set k%d: %q", i, line)
+			}
+		}
+	}
+	return nil
+}
+
+func itemValue(i int) []byte {
+	return []byte(fmt.Sprintf("value-%d-%s", i, strings.Repeat("x", i%97)))
+}
+
+// getsAll fetches k0..k(n-1) with gets and returns what came back.
+func (k *kvClient) getsAll(n int) (map[string]kvItem, error) {
+	k.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	out := make(map[string]kvItem, n)
+	const batch = 200
+	for base := 0; base < n; base += batch {
+		var b strings.Builder
+		b.WriteString("gets")
+		for i := base; i < min(base+batch, n); i++ {
+			fmt.Fprintf(&b, " k%d", i)
+		}
+		b.WriteString("\r\n")
+		if _, err := io.WriteString(k.c, b.String()); err != nil {
+			return nil, err
+		}
+		for {
+			line, err := k.r.ReadString('\n')
+			if err != nil {
+				return nil, err
+			}
+			if line == "END\r\n" {
+				break
+			}
+			f := strings.Fields(line)
+			if len(f) != 5 || f[0] != "VALUE" {
+				return nil, fmt.Errorf("gets: %q", line)
+			}
+			size, _ := strconv.Atoi(f[3])
+			cas, _ := strconv.ParseUint(f[4], 10, 64)
+			data := make([]byte, size+2)
+			if _, err := io.ReadFull(k.r, data); err != nil {
+				return nil, err
+			}
+			out[f[1]] = kvItem{value: data[:size], cas: cas}
+		}
+	}
+	return out, nil
+}
+
+// TestUpdate is the self-update's main claim: boot v1 (kv state schema
+// v1), load it with live sessions, push v2 (another version, kv schema
+// v2, so the kv state is migrated), and check that nothing was lost:
+// every echo stream (100 connections, both directions, checksummed) is
+// intact and none was reset, every kv item is there with its value and
+// CAS, the UDP socket still answers, and v2 reports itself.
+func TestUpdate(t *testing.T) {
+	v1 := signedImage(t, "v1", kvSchema1)
+	v2 := signedImage(t, "v2")
+	g, ns := updateGuest(t, v1)
+	defer g.poweroff(t)
+
+	const items = 10000
+	kv := dialKV(t, ns)
+	if err := kv.setMany(items); err != nil {
+		t.Fatal(err)
+	}
+	before, err := kv.getsAll(items)
+	if err != nil || len(before) != items {
+		t.Fatalf("before the update: %d items, %v", len(before), err)
+	}
+
+	udp, err := ns.Dial(t.Context(), "udp", fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	if err := streamcheck.Datagrams(udp, 20, 2*time.Second); err != nil {
+		t.Fatalf("UDP before the update: %v", err)
+	}
+
+	// 100 paced echo streams (about 20 KiB/s each way per connection)
+	// that run from before the push until after the report: the update
+	// happens with data in flight in both directions on every one.
+	const conns = 100
+	cs := dialAll(t, ns, fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort), conns)
+	streams := make([]*streamcheck.Stream, conns)
+	for i, c := range cs {
+		c.SetDeadline(time.Now().Add(10 * time.Minute))
+		if streams[i], err = streamcheck.NewStream(c, uint64(i), 2048, 50*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	rep, err := pushImage(t, ns, v2.bundle, 0)
+	if err != nil {
+		t.Fatalf("push v2: %v", err)
+	}
+	t.Logf("report:\n%s", rep)
+	if rep.Version != "v2" || rep.PrevVersion != "v1" || rep.Generation != 1 {
+		t.Errorf("report says version %q from %q, generation %d; want v2 from v1, 1", rep.Version, rep.PrevVersion, rep.Generation)
+	}
+	if rep.Restored.Tasks != 2 {
+		t.Errorf("report: %d tasks restored, want 2 (kv, echo)", rep.Restored.Tasks)
+	}
+	if !strings.Contains(strings.Join(rep.Lines, "\n"), "task kv: restored from schema v1") {
+		t.Errorf("kv was not restored from schema v1 (migrated):\n%s", strings.Join(rep.Lines, "\n"))
+	}
+
+	// Every stream must carry on after the update: wait until each has
+	// echoed more than it had written when the report came.
+	mark := make([]int64, conns)
+	for i, st := range streams {
+		mark[i] = st.Written()
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for i, st := range streams {
+		for st.Echoed() <= mark[i] && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if st.Echoed() <= mark[i] {
+			t.Errorf("echo stream %d stalled after the update: %d bytes echoed, %d written at the report", i, st.Echoed(), mark[i])
+		}
+	}
+	for _, st := range streams {
+		st.Stop()
+	}
+	for i, st := range streams {
+		if err := st.Wait(); err != nil {
+			t.Errorf("echo stream %d: %v", i, err)
+		}
+	}
+	// 100 echo connections, the kv connection and the push connection
+	// crossed over (plus the listeners and the UDP socket).
+	if rep.Restored.Connections < conns+2 {
+		t.Errorf("report: %d sockets carried over, want at least %d", rep.Restored.Connections, conns+2)
+	}
+	after, err := kv.getsAll(items)
+	if err != nil {
+		t.Fatalf("after the update, on the same kv connection: %v", err)
+	}
+	if len(after) != items {
+		t.Errorf("after the update %d of %d items are there", len(after), items)
+	}
+	for k, b := range before {
+		a, ok := after[k]
+		if ok && (string(a.value) != string(b.value) || a.cas != b.cas) {
+			t.Errorf("item %s: value %q cas %d after; %q cas %d before", k, a.value, a.cas, b.value, b.cas)
+			break
+		}
+	}
+	if err := streamcheck.Datagrams(udp, 20, 2*time.Second); err != nil {
+		t.Errorf("UDP after the update (same client socket): %v", err)
+	}
+	g.shell(t, "services", "echo :7007")
+}
+
+// TestUpdateRefusals pushes images the kernel must refuse, each with its
+// reason, and checks that the kernel kept serving (same kv connection,
+// same items) and did not jump.
+func TestUpdateRefusals(t *testing.T) {
+	v1 := signedImage(t, "v1")
+	g, ns := updateGuest(t, v1)
+	defer g.poweroff(t)
+	kv := dialKV(t, ns)
+	if err := kv.setMany(50); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(v1.bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := dir + "/" + name
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	_, otherKey, _ := ed25519.GenerateKey(nil)
+	elf, err := os.ReadFile(v1.elf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := updimage.Sign(elf, otherKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flipped := append([]byte(nil), good...)
+	flipped[len(flipped)/2] ^= 1
+	for _, c := range []struct {
+		name, file string
+		code       push.Code
+	}{
+		{"bad signature", write("flipped.img", flipped), push.CodeBadSignature},
+		{"unknown key", write("foreign.img", foreign), push.CodeUnknownKey},
+		{"not a bundle", v1.elf, push.CodeBadImage},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := pushImage(t, ns, c.file, 0)
+			var r *push.RefusedError
+			if !errors.As(err, &r) || r.Code != c.code {
+				t.Fatalf("push: %v; want a refusal with code %s", err, c.code)
+			}
+			t.Logf("refused: %s", r.Reason)
+			got, err := kv.getsAll(50)
+			if err != nil || len(got) != 50 {
+				t.Fatalf("after the refusal: %d items, %v", len(got), err)
+			}
+		})
+	}
+	if strings.Contains(g.Console.String(), "warm boot") {
+		t.Error("the kernel jumped although every push was refused")
+	}
+}
+
+// TestUpdateQuiesceAbort: a kv client in the middle of a long multi-get
+// line keeps kv from reaching its safe point; with a 100 ms quiesce
+// deadline the update is aborted, the client is told why, the old kernel
+// keeps serving (the stuck request completes, the items are there) and a
+// later push without the obstacle goes through.
+func TestUpdateQuiesceAbort(t *testing.T) {
+	v1 := signedImage(t, "v1")
+	v2 := signedImage(t, "v2")
+	g, ns := updateGuest(t, v1)
+	defer g.poweroff(t)
+	kv := dialKV(t, ns)
+	if err := kv.setMany(10); err != nil {
+		t.Fatal(err)
+	}
+	busy := dialKV(t, ns)
+	busy.c.SetDeadline(time.Now().Add(2 * time.Minute))
+	if _, err := io.WriteString(busy.c, "get k1 "+strings.Repeat("x ", 5000)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	_, err := pushImage(t, ns, v2.bundle, 100*time.Millisecond)
+	var r *push.RefusedError
+	if !errors.As(err, &r) || r.Code != push.CodeQuiesceTimeout || !r.Accepted {
+		t.Fatalf("push: %v; want a quiesce-timeout refusal after acceptance", err)
+	}
+	if !strings.Contains(r.Reason, `task "kv": quiesce: deadline 100ms exceeded`) {
+		t.Errorf("the reason does not name kv's deadline: %s", r.Reason)
+	}
+	t.Logf("refused: %s", r.Reason)
+	if _, err := io.WriteString(busy.c, "\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := busy.r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "VALUE k1 ") {
+		t.Fatalf("the stuck get after the abort: %q, %v", line, err)
+	}
+	if got, err := kv.getsAll(10); err != nil || len(got) != 10 {
+		t.Fatalf("after the abort: %d items, %v", len(got), err)
+	}
+	busy.c.Close()
+	rep, err := pushImage(t, ns, v2.bundle, 0)
+	if err != nil {
+		t.Fatalf("the second push: %v", err)
+	}
+	if rep.Version != "v2" {
+		t.Errorf("report: version %q, want v2", rep.Version)
+	}
+	if got, err := kv.getsAll(10); err != nil || len(got) != 10 {
+		t.Fatalf("after the update: %d items, %v", len(got), err)
+	}
+}
+
+// framesInUse runs the shell's services command and returns the frames
+// in use it printed.
+func framesInUse(t *testing.T, g *guest) int {
+	t.Helper()
+	before := len(g.Console.String())
+	g.shell(t, "services", "frames in use")
+	// The console copy may trail the line the shell check saw.
+	var out string
+	i := -1
+	for deadline := time.Now().Add(10 * time.Second); i < 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		out = g.Console.String()[before:]
+		if i = strings.LastIndex(out, "frames in use "); i >= 0 && !strings.Contains(out[i:], "\n") {
+			i = -1 // the line is not complete yet
+		}
+	}
+	if i < 0 {
+		t.Fatalf("no frame count in %q", out)
+	}
+	f := strings.Fields(out[i+len("frames in use "):])
+	n, err := strconv.Atoi(f[0])
+	if err != nil {
+		t.Fatalf("frame count %q: %v", f[0], err)
+	}
+	return n
+}
+
+// TestUpdateChain: 20 updates in a row, v1 → v2 → v1 → ..., where v1's kv
+// reads only state schema v1: each v2 kernel must save kv in v1 for the
+// next one (the pushed image's task manifest says so). After every hop
+// all items are there with their CAS, the kv and echo connections opened
+// before the first hop still work, and the guest's memory does not grow
+// from one round to the next.
+func TestUpdateChain(t *testing.T) {
+	imgs := []updatable{signedImage(t, "v1", kvSchema1), signedImage(t, "v2")}
+	g, ns := updateGuest(t, imgs[0])
+	defer g.poweroff(t)
+	const items = 2000
+	kv := dialKV(t, ns)
+	if err := kv.setMany(items); err != nil {
+		t.Fatal(err)
+	}
+	want, err := kv.getsAll(items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoConn := dialAll(t, ns, fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort), 1)[0]
+	echoConn.SetDeadline(time.Now().Add(15 * time.Minute))
+	ping := func(hop int) {
+		msg := fmt.Sprintf("hop %d\n", hop)
+		if _, err := io.WriteString(echoConn, msg); err != nil {
+			t.Fatalf("hop %d: echo write: %v", hop, err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(echoConn, got); err != nil || string(got) != msg {
+			t.Fatalf("hop %d: echo %q, %v", hop, got, err)
+		}
+	}
+	ping(0)
+	var frames []int
+	for hop := 1; hop <= 20; hop++ {
+		next := imgs[hop%2]
+		rep, err := pushImage(t, ns, next.bundle, 0)
+		if err != nil {
+			t.Fatalf("hop %d: %v", hop, err)
+		}
+		wantVersion := []string{"v1", "v2"}[hop%2]
+		if rep.Version != wantVersion || rep.Generation != uint64(hop) || rep.Restored.Tasks != 2 {
+			t.Fatalf("hop %d: report %s (generation %d, %d tasks restored); want %s, generation %d, 2 tasks\n%s",
+				hop, rep.Version, rep.Generation, rep.Restored.Tasks, wantVersion, hop, rep)
+		}
+		got, err := kv.getsAll(items)
+		if err != nil || len(got) != items {
+			t.Fatalf("hop %d: %d of %d items, %v", hop, len(got), items, err)
+		}
+		for k, w := range want {
+			if a := got[k]; string(a.value) != string(w.value) || a.cas != w.cas {
+				t.Fatalf("hop %d: item %s is %q cas %d; want %q cas %d", hop, k, a.value, a.cas, w.value, w.cas)
+			}
+		}
+		ping(hop)
+		t.Logf("hop %d: %s, blackout %v", hop, rep.Version, rep.Blackout)
+		if hop%4 == 0 {
+			frames = append(frames, framesInUse(t, g))
+		}
+	}
+	// Frames in use after hops 4, 8, ..., 20: a leak across updates
+	// (memory the new kernel never frees) would grow them steadily.
+	t.Logf("frames in use: %v", frames)
+	if first, last := frames[0], frames[len(frames)-1]; last > first+first/4 {
+		t.Errorf("frames in use grew from %d to %d over 16 updates", first, last)
+	}
+}

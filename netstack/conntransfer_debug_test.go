@@ -1,0 +1,56 @@
+package netstack
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"github.com/molt-os/molt/netstack/internal/tcpinternals"
+)
+
+// debugConns describes the TCP state of the stack's connections whose
+// remote port is in ports (all if empty), for failure messages.
+func debugConns(st *Stack, ports ...uint16) string {
+	var b strings.Builder
+	for _, info := range st.List() {
+		if info.Kind != KindTCPConn {
+			continue
+		}
+		if len(ports) > 0 && !containsPort(ports, info.Remote.Port()) {
+			continue
+		}
+		st.mu.Lock()
+		e := st.table.entries[info.ID]
+		st.mu.Unlock()
+		te, ok := e.ep.(*tcp.Endpoint)
+		if !ok {
+			continue
+		}
+		te.LockUser()
+		v, err := tcpinternals.Open(te)
+		if err != nil {
+			te.UnlockUser()
+			fmt.Fprintf(&b, "%s: %v\n", info, err)
+			continue
+		}
+		ss, rs := v.Sender(), v.Receiver()
+		memUsed := reflect.ValueOf(te).Elem().FieldByName("rcvMemUsed").FieldByName("value").Int()
+		fmt.Fprintf(&b, "rcvMemUsed=%d rcvbuf=%d inboundQueued=%v stats=%+v\n", memUsed, te.SocketOptions().GetReceiveBufferSize(), v.InboundQueued(), te.Stats())
+		fmt.Fprintf(&b, "%s: una=%d nxt=%d wnd=%d(<<%d) cwnd=%d ssthresh=%d outstanding=%d rto=%v | rcvnxt=%d rcvacc=%d rcvwnd=%d wup=%d scale=%d rcvbufused=%d sndbufused=%d\n",
+			info, ss.SndUna, ss.SndNxt, ss.SndWnd, ss.SndWndScale, ss.SndCwnd, ss.Ssthresh, ss.Outstanding, ss.RTO,
+			rs.RcvNxt, rs.RcvAcc, *v.RcvWnd(), *v.RcvWUP(), rs.RcvWndScale, te.RcvBufUsed, te.SocketOptions().GetSendBufferSize())
+		te.UnlockUser()
+	}
+	return b.String()
+}
+
+func containsPort(ports []uint16, p uint16) bool {
+	for _, q := range ports {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,151 @@
+package netstack
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// gateMode says what the Ethernet NIC's gate lets through.
+type gateMode uint32
+
+const (
+	// gateLive: everything passes; the normal state.
+	gateLive gateMode = iota
+	// gateFrozen: received frames are dropped and transmitted frames
+	// discarded, so the stack neither learns nor tells anything: the state
+	// of a stack being exported, or of a new one not yet live.
+	gateFrozen
+	// gateImport: as gateFrozen, but transmitted frames go to the
+	// importer's tap instead of being discarded, and the importer injects
+	// frames of its own (the synthetic handshakes).
+	gateImport
+)
+
+func (m gateMode) String() string {
+	switch m {
+	case gateLive:
+		return "live"
+	case gateFrozen:
+		return "frozen"
+	case gateImport:
+		return "importing"
+	}
+	return "unknown"
+}
+
+// gate sits between the stack and the Ethernet NIC's link endpoint (any
+// stack.LinkEndpoint: AttachNIC wraps it) and can stop traffic in both
+// directions. This is what lets a connection table be exported without the
+// peer hearing about it and rebuilt without the peer seeing the rebuild:
+// no FIN, RST, ACK or SYN-ACK of either stack escapes while the gate is
+// closed.
+//
+// Synchronization: mode is an atomic, read on every frame. rx is held
+// shared by every inbound delivery and exclusively by setMode, so that when
+// setMode returns no delivery that saw the old mode is still running (a
+// segment delivered "just before" a freeze is already in its endpoint's
+// queue, where ExportConns waits for it). Outbound frames never take rx:
+// the stack may transmit from inside an inbound delivery (an ARP reply, an
+// ICMP echo reply), and Go's RWMutex must not be taken twice by one
+// goroutine while a writer waits.
+type gate struct {
+	nested.Endpoint
+
+	rx   sync.RWMutex
+	mode atomic.Uint32 // a gateMode
+	// tap receives a copy of every transmitted frame in gateImport mode.
+	// It must not block.
+	tap atomic.Pointer[func(frame []byte)]
+
+	droppedIn, discardedOut atomic.Uint64
+}
+
+var _ stack.LinkEndpoint = (*gate)(nil)
+var _ stack.NetworkDispatcher = (*gate)(nil)
+
+func newGate(child stack.LinkEndpoint, mode gateMode) *gate {
+	g := &gate{}
+	g.mode.Store(uint32(mode))
+	g.Endpoint.Init(child, g)
+	return g
+}
+
+func (g *gate) getMode() gateMode { return gateMode(g.mode.Load()) }
+
+// setMode switches the gate. When it returns, no inbound delivery admitted
+// under the previous mode is still in progress.
+func (g *gate) setMode(m gateMode, tap func(frame []byte)) {
+	g.rx.Lock()
+	if tap != nil {
+		g.tap.Store(&tap)
+	} else {
+		g.tap.Store(nil)
+	}
+	g.mode.Store(uint32(m))
+	g.rx.Unlock()
+}
+
+// DeliverNetworkPacket implements stack.NetworkDispatcher: frames from the
+// device reach the stack only while the gate is live.
+func (g *gate) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	g.rx.RLock()
+	defer g.rx.RUnlock()
+	if g.getMode() != gateLive {
+		g.droppedIn.Add(1)
+		return
+	}
+	g.Endpoint.DeliverNetworkPacket(protocol, pkt)
+}
+
+// DeliverLinkPacket implements stack.NetworkDispatcher (packet sockets).
+func (g *gate) DeliverLinkPacket(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	g.rx.RLock()
+	defer g.rx.RUnlock()
+	if g.getMode() != gateLive {
+		return
+	}
+	g.Endpoint.DeliverLinkPacket(protocol, pkt)
+}
+
+// WritePackets implements stack.LinkWriter. A closed gate reports success
+// for the frames it swallows, as a down link does: the transports treat
+// them as lost on the wire.
+func (g *gate) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	switch g.getMode() {
+	case gateLive:
+		return g.Endpoint.WritePackets(pkts)
+	case gateImport:
+		if tap := g.tap.Load(); tap != nil {
+			for _, pkt := range pkts.AsSlice() {
+				v := pkt.ToView()
+				(*tap)(append([]byte(nil), v.AsSlice()...))
+				v.Release()
+			}
+			return pkts.Len(), nil
+		}
+	}
+	g.discardedOut.Add(uint64(pkts.Len()))
+	return pkts.Len(), nil
+}
+
+// inject delivers an Ethernet frame to the stack as if the device had
+// received it, whatever the gate's mode: the importer's synthetic segments.
+// Frames too short for an Ethernet header are ignored.
+func (g *gate) inject(frame []byte) {
+	if len(frame) < header.EthernetMinimumSize {
+		return
+	}
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
+	defer pkt.DecRef()
+	if _, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize); !ok {
+		return
+	}
+	pkt.PktType = tcpip.PacketHost
+	g.Endpoint.DeliverNetworkPacket(header.Ethernet(frame).Type(), pkt)
+}

@@ -1,0 +1,196 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/molt-os/molt/updater/handoff"
+	"github.com/molt-os/molt/updater/image"
+	"github.com/molt-os/molt/updater/task"
+)
+
+// BootReport says how this kernel came up: cold, or warm from a handoff,
+// and what it restored.
+type BootReport struct {
+	Warm       bool
+	Cold       string // why the boot was cold (a cold boot's region status)
+	Generation uint64 // of the handoff; 0 when cold
+	From       string // the previous kernel's version
+	// Blackout runs from the moment the previous kernel began quiescing
+	// to the moment every task here was resumed: the longest pause any
+	// client saw, as the kernels measure it.
+	Blackout time.Duration
+	// Phases are the update's steps, old kernel's then jump's then
+	// this kernel's.
+	Phases []Phase
+	Net    Counts
+	Tasks  *task.RestoreReport
+	// Reply is the push connection to answer, nil if none came across.
+	Reply net.Conn
+	// Problems joins what went wrong without stopping the boot (a section
+	// that failed to decode, a network that had to start fresh).
+	Problems error
+}
+
+// Boot brings the network and the tasks up: from the handoff region if
+// the previous kernel handed one over (a warm boot), else from scratch. A
+// handoff that cannot be used costs the state it carried, never the boot:
+// the kernel then starts fresh and the report says what was lost.
+func (s *Service) Boot(ctx context.Context) (*BootReport, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.booted != nil {
+		return nil, errors.New("service: Boot called twice")
+	}
+	rep, err := s.boot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.booted = rep
+	if rep.Warm {
+		go s.commitAfter(s.cfg.HealthWindow)
+	}
+	return rep, nil
+}
+
+func (s *Service) boot(ctx context.Context) (*BootReport, error) {
+	m := s.cfg.Machine
+	region, err := m.Region()
+	if err != nil {
+		return nil, err
+	}
+	n, warm := m.Inherited()
+	if !warm {
+		st, _, why := handoff.Inspect(region[:min(len(region), 4096)])
+		reason := fmt.Sprintf("no handoff from a previous kernel (region %s: %v)", st, why)
+		if st == handoff.Valid {
+			reason = "no handoff from a previous kernel (the region holds a stale one, ignored)"
+		}
+		return s.cold(ctx, &BootReport{Cold: reason})
+	}
+	st, r, err := handoff.Inspect(region[:n])
+	if st != handoff.Valid {
+		s.logf("handoff: %s region: %v: the state it carried is lost", st, err)
+		return s.cold(ctx, &BootReport{Cold: fmt.Sprintf("the handoff is %s: %v", st, err)})
+	}
+	begin := m.Clock()
+	decoded, derr := s.reg.DecodeAll(r)
+	rep := &BootReport{Warm: true, Generation: r.Generation, Problems: derr}
+	var pending Pending
+	for _, d := range decoded {
+		switch v := d.Value.(type) {
+		case Pending:
+			pending = v
+		case handoff.History:
+			s.history = v
+		}
+	}
+	s.generation = r.Generation
+	if last := s.history.Last(); last != nil && last.Generation == r.Generation {
+		rep.From = last.FromVersion
+		if last.ToBuild != m.BuildID() {
+			rep.Problems = errors.Join(rep.Problems, fmt.Errorf("the handoff was written for image %x, this is %x", last.ToBuild[:8], m.BuildID()))
+		}
+	}
+	s.slot, s.prevSlot = int(pending.Slot), int(pending.PreviousSlot)
+	s.listenID = pending.ListenSocket
+	if pending.PreviousSlot == NoSlot || s.prevSlot >= m.Slots() {
+		s.prevSlot = -1
+	}
+	if s.slot >= m.Slots() {
+		s.slot = -1
+	}
+	rep.Phases = append(rep.Phases, pending.Phases...)
+
+	t0 := time.Now()
+	counts, err := s.cfg.Network.Restore(ctx, decoded)
+	if err != nil {
+		// The connections are lost; the tasks still get their state.
+		rep.Problems = errors.Join(rep.Problems, fmt.Errorf("network: %w (connections lost; configuring afresh)", err))
+		if cerr := s.cfg.Network.Configure(ctx); cerr != nil {
+			return nil, fmt.Errorf("network: configure after a failed restore: %w", cerr)
+		}
+	}
+	rep.Net = counts
+	rep.Phases = append(rep.Phases, Phase{"restore-net", time.Since(t0)})
+
+	rep.Tasks = s.cfg.Tasks.Restore(decoded)
+	rep.Phases = append(rep.Phases, Phase{"restore-tasks", rep.Tasks.Elapsed})
+	if rep.Tasks.Err != nil {
+		rep.Problems = errors.Join(rep.Problems, rep.Tasks.Err)
+	}
+	t0 = time.Now()
+	s.cfg.Network.GoLive()
+	if _, err := s.cfg.Tasks.Start(); err != nil {
+		rep.Problems = errors.Join(rep.Problems, err)
+	}
+	rep.Phases = append(rep.Phases, Phase{"resume", time.Since(t0)})
+	now := m.Clock()
+	if pending.QuiesceBegan != 0 && now.MonotonicNs > pending.QuiesceBegan {
+		rep.Blackout = time.Duration(now.MonotonicNs - pending.QuiesceBegan)
+	}
+	_ = begin
+	if last := s.history.Last(); last != nil && last.Generation == r.Generation {
+		last.ResumedNs = now.WallNs
+		last.BlackoutNs = uint64(rep.Blackout)
+	}
+	if pending.ReplySocket != 0 {
+		if c, ok := s.cfg.Network.Conn(pending.ReplySocket); ok {
+			rep.Reply = c
+		} else {
+			rep.Problems = errors.Join(rep.Problems, fmt.Errorf("the push connection (socket %d) did not come across", pending.ReplySocket))
+		}
+	}
+	return rep, nil
+}
+
+// cold brings everything up from scratch.
+func (s *Service) cold(ctx context.Context, rep *BootReport) (*BootReport, error) {
+	if err := s.cfg.Network.Configure(ctx); err != nil {
+		return nil, fmt.Errorf("network: %w", err)
+	}
+	if _, err := s.cfg.Tasks.Start(); err != nil {
+		rep.Problems = errors.Join(rep.Problems, err)
+	}
+	s.slot = s.findOwnSlot()
+	return rep, nil
+}
+
+// findOwnSlot returns the slot a launcher put this kernel's own signed
+// image in (so that a first update can roll back to it), or -1.
+func (s *Service) findOwnSlot() int {
+	id := s.cfg.Machine.BuildID()
+	for i := range s.cfg.Machine.Slots() {
+		mem, _, err := s.cfg.Machine.Slot(i)
+		if err != nil {
+			continue
+		}
+		if h, err := image.ReadHeaderPrefix(mem); err == nil && h.BuildID == id {
+			return i
+		}
+	}
+	return -1
+}
+
+// commitAfter commits the update that started this kernel once it has run
+// for the health window: the history records it as committed and the
+// region is invalidated, so that a later reset cannot replay it.
+func (s *Service) commitAfter(d time.Duration) {
+	time.Sleep(d)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed {
+		return
+	}
+	if last := s.history.Last(); last != nil && last.Generation == s.generation {
+		last.Outcome = handoff.OutcomeCommitted
+	}
+	if region, err := s.cfg.Machine.Region(); err == nil {
+		handoff.Invalidate(region)
+	}
+	s.committed = true
+	s.logf("update: generation %d committed after %v", s.generation, d)
+}
