@@ -14,6 +14,7 @@ import (
 	"github.com/molt-os/molt/boot/image"
 	"github.com/molt-os/molt/boot/layout"
 	"github.com/molt-os/molt/qemu"
+	"github.com/molt-os/molt/updater/push"
 )
 
 // stdin is the console input of run and debug; a variable so that tests
@@ -26,7 +27,7 @@ var stdin = os.Stdin
 // Synopsis:
 //
 //	molt run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw]
-//	         [-net user|none] [-kv-port N] [-echo-port N] [image]
+//	         [-net user|none] [-kv-port N] [-echo-port N] [-update-port N] [image]
 //
 // The image (default build/molt.elf) must be post-linked (Verify). The
 // QEMU command line and the accelerator go to stderr, the console to stdout;
@@ -37,8 +38,15 @@ var stdin = os.Stdin
 // Network: with -net user (the default) the guest gets a virtio-net card on
 // QEMU's user networking (DHCP gives it 10.0.2.15) and the host forwards
 // 127.0.0.1:KV-PORT to the kv service (guest port 11211) and
-// 127.0.0.1:ECHO-PORT, TCP and UDP, to echo (guest port 7007); a port of 0
-// leaves that forward out. The forwards are printed before the boot.
+// 127.0.0.1:ECHO-PORT, TCP and UDP, to echo (guest port 7007), and
+// 127.0.0.1:UPDATE-PORT to the update service (guest port 7100: `molt
+// push build/molt.img --to 127.0.0.1`); a port of 0 leaves that forward
+// out. The forwards are printed before the boot.
+//
+// Self-update: when the image's signed bundle lies next to it (molt.img
+// beside molt.elf, as molt build writes it), it is placed in image store
+// slot 0, so that the kernel knows the image it runs and a later update
+// can keep it for rollback.
 //
 // Terminal: by default the terminal stays in line mode, because the
 // kernel's console has no line discipline (the shell reads "\n"-terminated
@@ -46,7 +54,7 @@ var stdin = os.Stdin
 // lines. -raw switches a terminal to raw mode, for guests that do their own
 // echo and editing. Input that is not a terminal is passed on as it is.
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("run", "run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw] [-net user|none] [-kv-port N] [-echo-port N] [image]", stderr)
+	fs := newFlags("run", "run [-m MiB] [-accel auto|kvm|tcg] [-append str] [-timeout d] [-raw] [-net user|none] [-kv-port N] [-echo-port N] [-update-port N] [image]", stderr)
 	mem := fs.Int("m", qemu.DefaultMemory, "guest RAM in MiB")
 	accel := fs.String("accel", qemu.DefaultAccel, "accelerator: auto (KVM if a probe boot passes, else TCG), kvm or tcg; $MOLT_ACCEL replaces auto")
 	cmdline := fs.String("append", "", "kernel command line")
@@ -55,10 +63,11 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	netMode := fs.String("net", "user", "network: user (QEMU user networking with host forwards) or none")
 	kvPort := fs.Int("kv-port", guestKVPort, "host port on 127.0.0.1 forwarded to the kv service (0: none)")
 	echoPort := fs.Int("echo-port", guestEchoPort, "host port on 127.0.0.1 forwarded to the echo service, TCP and UDP (0: none)")
+	updatePort := fs.Int("update-port", push.DefaultPort, "host port on 127.0.0.1 forwarded to the update service (0: none)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	netOpts, err := userNet(*netMode, *kvPort, *echoPort, stderr)
+	netOpts, err := userNet(*netMode, *kvPort, *echoPort, *updatePort, stderr)
 	if err != nil {
 		fs.Usage()
 		return err
@@ -81,6 +90,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	if b := bundlePath(img); b != img {
+		if _, err := os.Stat(b); err == nil {
+			netOpts = append(netOpts, qemu.Loader(b, layout.ImageStoreBase))
+			fmt.Fprintf(stderr, "molt: image store slot 0: %s\n", b)
+		}
+	}
 	return boot(ctx, img, rep, *raw, stdout, stderr, append(netOpts,
 		qemu.Memory(*mem), qemu.Accel(*accel), qemu.Append(*cmdline), qemu.Timeout(*timeout))...)
 }
@@ -95,7 +110,7 @@ const (
 )
 
 // userNet returns the QEMU options for -net and prints the forwards.
-func userNet(mode string, kvPort, echoPort int, stderr io.Writer) ([]qemu.Option, error) {
+func userNet(mode string, kvPort, echoPort, updatePort int, stderr io.Writer) ([]qemu.Option, error) {
 	switch mode {
 	case "none":
 		return nil, nil
@@ -107,7 +122,7 @@ func userNet(mode string, kvPort, echoPort int, stderr io.Writer) ([]qemu.Option
 	for _, p := range []struct {
 		name, protos string
 		host, guest  int
-	}{{"kv", "tcp", kvPort, guestKVPort}, {"echo", "tcp udp", echoPort, guestEchoPort}} {
+	}{{"kv", "tcp", kvPort, guestKVPort}, {"echo", "tcp udp", echoPort, guestEchoPort}, {"update", "tcp", updatePort, push.DefaultPort}} {
 		if p.host < 0 || p.host > 65535 {
 			return nil, fmt.Errorf("%w: -%s-port %d out of range 0..65535", errUsage, p.name, p.host)
 		}

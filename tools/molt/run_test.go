@@ -40,6 +40,7 @@ func TestFlagErrors(t *testing.T) {
 		{"run bad net", "run", []string{"-net", "tap"}, `-net "tap"`},
 		{"run bad kv port", "run", []string{"-kv-port", "70000"}, "-kv-port 70000 out of range"},
 		{"run negative echo port", "run", []string{"-echo-port", "-1"}, "-echo-port -1 out of range"},
+		{"run update port too big", "run", []string{"-update-port", "70000"}, "-update-port 70000 out of range"},
 		{"debug unknown flag", "debug", []string{"-accel", "kvm"}, "-accel"},
 		{"debug two images", "debug", []string{"a.elf", "b.elf"}, "at most one image"},
 	}
@@ -178,13 +179,14 @@ func TestRunExitStatus(t *testing.T) {
 		args := readArgs(t, argsFile)
 		for _, want := range []string{"-m 256", "-kernel " + img, "-append a=1 b", "-accel tcg",
 			"-device virtio-net-device,netdev=user0,mac=52:54:00:12:34:56",
-			"-netdev user,id=user0,hostfwd=tcp:127.0.0.1:11211-:11211,hostfwd=tcp:127.0.0.1:17007-:7007,hostfwd=udp:127.0.0.1:17007-:7007"} {
+			"-netdev user,id=user0,hostfwd=tcp:127.0.0.1:11211-:11211,hostfwd=tcp:127.0.0.1:17007-:7007,hostfwd=udp:127.0.0.1:17007-:7007,hostfwd=tcp:127.0.0.1:7100-:7100"} {
 			if !strings.Contains(args, want) {
 				t.Errorf("QEMU arguments %q lack %q", args, want)
 			}
 		}
 		for _, want := range []string{"molt: accel tcg (MOLT_ACCEL=tcg)", "molt: " + os.Getenv("MOLT_QEMU") + " -M microvm",
-			"molt: kv: tcp 127.0.0.1:11211 -> guest :11211", "molt: echo: tcp+udp 127.0.0.1:17007 -> guest :7007"} {
+			"molt: kv: tcp 127.0.0.1:11211 -> guest :11211", "molt: echo: tcp+udp 127.0.0.1:17007 -> guest :7007",
+			"molt: update: tcp 127.0.0.1:7100 -> guest :7100"} {
 			if !strings.Contains(stderr.String(), want) {
 				t.Errorf("stderr %q lacks %q", stderr.String(), want)
 			}
