@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
 	"github.com/molt-os/molt/netstack/internal/tcpinternals"
@@ -42,6 +43,16 @@ func debugConns(st *Stack, ports ...uint16) string {
 			info, ss.SndUna, ss.SndNxt, ss.SndWnd, ss.SndWndScale, ss.SndCwnd, ss.Ssthresh, ss.Outstanding, ss.RTO,
 			rs.RcvNxt, rs.RcvAcc, *v.RcvWnd(), *v.RcvWUP(), rs.RcvWndScale, te.RcvBufUsed, te.SocketOptions().GetSendBufferSize())
 		te.UnlockUser()
+		for _, re := range st.s.RegisteredEndpoints() {
+			ret, ok := re.(*tcp.Endpoint)
+			if !ok {
+				continue
+			}
+			id := ret.Info().(*stack.TransportEndpointInfo).ID
+			if id.RemotePort == info.Remote.Port() {
+				fmt.Fprintf(&b, "  registered %p (table's %p) state %v id %+v\n", ret, te, tcp.EndpointState(ret.State()), id)
+			}
+		}
 	}
 	return b.String()
 }

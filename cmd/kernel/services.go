@@ -109,8 +109,12 @@ func start(cmdline string, out io.Writer) (*system, error) {
 	if len(trusted) == 0 {
 		s.logf("update: no trusted image key built in; every push will be refused")
 	}
+	machine := service.KernelMachine{}
+	if s.nic != nil {
+		machine.Resets = append(machine.Resets, s.nic.ResetRegister())
+	}
 	s.svc, err = service.New(service.Config{
-		Machine: service.KernelMachine{}, Network: netw, Tasks: s.tasks,
+		Machine: machine, Network: netw, Tasks: s.tasks,
 		Trusted: trusted, Logf: s.logf,
 	})
 	if err != nil {
@@ -209,6 +213,9 @@ func (s *system) reportBoot() {
 	if !r.Warm {
 		s.logf("cold boot: %s", r.Cold)
 	} else {
+		if r.RolledBack {
+			s.logf("rolled back: %s stopped with code %d before it committed; back on the previous image with the state it was handed", r.From, r.StopCode)
+		}
 		s.logf("warm boot: handoff generation %d from %s, blackout %v", r.Generation, r.From, r.Blackout.Round(time.Microsecond))
 		var b strings.Builder
 		for _, ph := range r.Phases {
@@ -220,6 +227,9 @@ func (s *system) reportBoot() {
 		}
 		s.logf("update phases:%s", b.String())
 		s.logf("restored: network %v", r.Net)
+		if r.RollbackArmed {
+			s.logf("update: rollback to the previous image armed until the commit")
+		}
 		if r.Tasks != nil {
 			for _, t := range r.Tasks.Tasks {
 				s.logf("restored: task %s %s (schema v%d, %d bytes, %d sockets)", t.Name, t.Outcome, t.FromVersion, t.Bytes, len(t.Sockets))

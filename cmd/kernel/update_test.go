@@ -491,3 +491,60 @@ func TestUpdateChain(t *testing.T) {
 		t.Errorf("frames in use grew from %d to %d over 16 updates", first, last)
 	}
 }
+
+// TestUpdateRollback pushes an image built to panic during restore: the
+// new kernel arms its rollback, panics, and the machine must come back on
+// v1 (from its image store slot) with the state v1 handed over: the same
+// items, the same connections, and the push client gets v1's report
+// saying what happened.
+func TestUpdateRollback(t *testing.T) {
+	v1 := signedImage(t, "v1")
+	bad := signedImage(t, "v2-panics", "molt_panic_restore")
+	g, ns := updateGuest(t, v1)
+	defer g.poweroff(t)
+	kv := dialKV(t, ns)
+	if err := kv.setMany(500); err != nil {
+		t.Fatal(err)
+	}
+	want, err := kv.getsAll(500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoConn := dialAll(t, ns, fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort), 1)[0]
+	echoConn.SetDeadline(time.Now().Add(5 * time.Minute))
+	rep, err := pushImage(t, ns, bad.bundle, 0)
+	if err != nil {
+		t.Fatalf("push: %v", err)
+	}
+	t.Logf("report:\n%s", rep)
+	lines := strings.Join(rep.Lines, "\n")
+	if rep.Version != "v1" || !strings.Contains(lines, "rolled back: v2-panics stopped with code 2 before it committed") {
+		t.Errorf("report from %q, lines:\n%s\nwant v1 saying it rolled back from v2-panics", rep.Version, lines)
+	}
+	for _, w := range []string{"panic: service: deliberate panic during restore", "rolling back to the previous image", "molt: rolled back: v2-panics"} {
+		if !strings.Contains(g.Console.String(), w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
+	got, err := kv.getsAll(500)
+	if err != nil || len(got) != 500 {
+		t.Fatalf("after the rollback: %d items, %v", len(got), err)
+	}
+	for k, w := range want {
+		if a := got[k]; string(a.value) != string(w.value) || a.cas != w.cas {
+			t.Fatalf("item %s changed across the rollback", k)
+		}
+	}
+	if _, err := io.WriteString(echoConn, "still here\n"); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, len("still here\n"))
+	if _, err := io.ReadFull(echoConn, buf); err != nil || string(buf) != "still here\n" {
+		t.Fatalf("echo after the rollback: %q, %v", buf, err)
+	}
+	// A good update afterwards still works.
+	v2 := signedImage(t, "v2")
+	if rep, err := pushImage(t, ns, v2.bundle, 0); err != nil || rep.Version != "v2" {
+		t.Fatalf("update after the rollback: %v, %v", rep, err)
+	}
+}

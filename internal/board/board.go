@@ -126,6 +126,13 @@ func (n *NIC) Transmit(frames [][]byte) error {
 // Location is the device's register window and interrupt line.
 func (n *NIC) Location() virtio.MMIODevice { return n.mmio }
 
+// ResetRegister is the register write that resets the device (virtio
+// status 0): what the kernel's rollback path does when it cannot run the
+// driver (kernel.ArmRollback).
+func (n *NIC) ResetRegister() kernel.MMIOWrite {
+	return kernel.MMIOWrite{Addr: n.mmio.Base + virtio.Status, Value: 0}
+}
+
 // String describes the card in one line for the boot log.
 func (n *NIC) String() string {
 	mode := "modern"

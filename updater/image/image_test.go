@@ -429,3 +429,26 @@ func TestRealImage(t *testing.T) {
 		t.Errorf("handoff formats %v", im.HandoffFormats)
 	}
 }
+
+// Inspect reads what Verify reads, without the signature: a bundle with a
+// broken signature still inspects, a broken header or layout does not.
+func TestInspect(t *testing.T) {
+	s := newSynth()
+	b := mustSign(t, s.bytes())
+	v, err := Verify(b, []ed25519.PublicKey{testPub}, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(b)
+	bad[len(bad)-1] ^= 1
+	im, err := Inspect(bad)
+	if err != nil {
+		t.Fatalf("Inspect: %v", err)
+	}
+	if im.Entry != v.Entry || im.BuildID != v.BuildID || len(im.Segments) != len(v.Segments) || im.Segments[0].Addr != v.Segments[0].Addr {
+		t.Errorf("Inspect = %+v; Verify = %+v", im, v)
+	}
+	if _, err := Inspect(b[:len(b)-1]); !errors.Is(err, ErrFormat) {
+		t.Errorf("Inspect of a truncated bundle: %v; want ErrFormat", err)
+	}
+}

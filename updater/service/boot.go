@@ -30,6 +30,14 @@ type BootReport struct {
 	Tasks  *task.RestoreReport
 	// Reply is the push connection to answer, nil if none came across.
 	Reply net.Conn
+	// RolledBack is set when a newer kernel stopped before it committed
+	// and the kernel rolled back into this (the previous) image;
+	// StopCode is the code it stopped with.
+	RolledBack bool
+	StopCode   int
+	// RollbackArmed says whether this kernel will return to the previous
+	// image if it stops before the commit.
+	RollbackArmed bool
 	// Problems joins what went wrong without stopping the boot (a section
 	// that failed to decode, a network that had to start fresh).
 	Problems error
@@ -71,12 +79,14 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		}
 		return s.cold(ctx, &BootReport{Cold: reason})
 	}
-	st, r, err := handoff.Inspect(region[:n])
+	// Decode from a copy: the region itself is rewritten below (as the
+	// rollback handoff) while the decoded sections are still in use.
+	buf := append([]byte(nil), region[:n]...)
+	st, r, err := handoff.Inspect(buf)
 	if st != handoff.Valid {
 		s.logf("handoff: %s region: %v: the state it carried is lost", st, err)
 		return s.cold(ctx, &BootReport{Cold: fmt.Sprintf("the handoff is %s: %v", st, err)})
 	}
-	begin := m.Clock()
 	decoded, derr := s.reg.DecodeAll(r)
 	rep := &BootReport{Warm: true, Generation: r.Generation, Problems: derr}
 	var pending Pending
@@ -89,10 +99,19 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		}
 	}
 	s.generation = r.Generation
-	if last := s.history.Last(); last != nil && last.Generation == r.Generation {
-		rep.From = last.FromVersion
-		if last.ToBuild != m.BuildID() {
-			rep.Problems = errors.Join(rep.Problems, fmt.Errorf("the handoff was written for image %x, this is %x", last.ToBuild[:8], m.BuildID()))
+	rolledBack := r.Flags&handoff.FlagRollback != 0
+	if code, ok := m.RolledBack(); ok || rolledBack {
+		rep.RolledBack, rep.StopCode = true, code
+	}
+	if last := s.history.Last(); last != nil {
+		switch {
+		case !rolledBack && last.Generation == r.Generation:
+			rep.From = last.FromVersion
+			if last.ToBuild != m.BuildID() {
+				rep.Problems = errors.Join(rep.Problems, fmt.Errorf("the handoff was written for image %x, this is %x", last.ToBuild[:8], m.BuildID()))
+			}
+		case rolledBack:
+			rep.From = last.ToVersion // the image that failed
 		}
 	}
 	s.slot, s.prevSlot = int(pending.Slot), int(pending.PreviousSlot)
@@ -104,6 +123,18 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		s.slot = -1
 	}
 	rep.Phases = append(rep.Phases, pending.Phases...)
+	if !rolledBack && s.prevSlot >= 0 {
+		// From here until the commit, a stop of this kernel returns to
+		// the previous image with the state it handed over.
+		if err := s.armRollback(region, r, pending); err != nil {
+			rep.Problems = errors.Join(rep.Problems, fmt.Errorf("no rollback to the previous image: %w", err))
+		} else {
+			rep.RollbackArmed = true
+		}
+	}
+	if panicDuringRestore && !rolledBack {
+		panic("service: deliberate panic during restore (built with molt_panic_restore)")
+	}
 
 	t0 := time.Now()
 	counts, err := s.cfg.Network.Restore(ctx, decoded)
@@ -132,7 +163,6 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 	if pending.QuiesceBegan != 0 && now.MonotonicNs > pending.QuiesceBegan {
 		rep.Blackout = time.Duration(now.MonotonicNs - pending.QuiesceBegan)
 	}
-	_ = begin
 	if last := s.history.Last(); last != nil && last.Generation == r.Generation {
 		last.ResumedNs = now.WallNs
 		last.BlackoutNs = uint64(rep.Blackout)
@@ -145,6 +175,59 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// armRollback rewrites the region as the handoff a rollback would give the
+// previous image: the same sections, generation + 1, flagged rollback,
+// the pending update recorded as rolled back and the previous slot as the
+// running one, then arms the kernel's jump to that image. r was decoded
+// from a copy of the region.
+func (s *Service) armRollback(region []byte, r *handoff.Region, pending Pending) error {
+	m := s.cfg.Machine
+	mem, _, err := m.Slot(s.prevSlot)
+	if err != nil {
+		return err
+	}
+	h, err := image.ReadHeaderPrefix(mem)
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", s.prevSlot, err)
+	}
+	prev, err := image.Inspect(mem[:h.Len])
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", s.prevSlot, err)
+	}
+	if last := s.history.Last(); last == nil || last.FromBuild != prev.BuildID {
+		return fmt.Errorf("slot %d holds image %x, not the one that handed over", s.prevSlot, prev.BuildID[:8])
+	}
+	hist := handoff.History{Entries: append([]handoff.HistoryEntry(nil), s.history.Entries...)}
+	hist.Last().Outcome = handoff.OutcomeRolledBack
+	back := pending
+	back.Slot, back.PreviousSlot = uint32(s.prevSlot), NoSlot
+	enc, err := s.reg.NewEncoder(region, handoff.Header{Generation: r.Generation + 1, Flags: handoff.FlagRollback, BuildID: m.BuildID()})
+	if err != nil {
+		return err
+	}
+	for _, sec := range r.Sections {
+		payload := sec.Payload
+		switch sec.Type {
+		case handoff.TypeUpdate:
+			if payload, err = back.Append(nil); err != nil {
+				return err
+			}
+		case handoff.TypeUpdateHistory:
+			if payload, err = hist.Append(nil); err != nil {
+				return err
+			}
+		}
+		if err := enc.Add(sec.Type, sec.Version, sec.Flags, payload); err != nil {
+			return err
+		}
+	}
+	out, err := enc.Finish()
+	if err != nil {
+		return err
+	}
+	return m.ArmRollback(prev, s.prevSlot, len(out))
 }
 
 // cold brings everything up from scratch.
@@ -185,6 +268,7 @@ func (s *Service) commitAfter(d time.Duration) {
 	if s.committed {
 		return
 	}
+	s.cfg.Machine.DisarmRollback()
 	if last := s.history.Last(); last != nil && last.Generation == s.generation {
 		last.Outcome = handoff.OutcomeCommitted
 	}

@@ -10,7 +10,14 @@ import (
 )
 
 // KernelMachine is the Machine of a booted molt kernel.
-type KernelMachine struct{}
+type KernelMachine struct {
+	// Resets are the register writes that reset the devices doing DMA
+	// (board.NIC.ResetRegister), for the rollback path, where no driver
+	// code can run.
+	Resets []kernel.MMIOWrite
+}
+
+var _ Machine = KernelMachine{}
 
 func (KernelMachine) Slot(i int) ([]byte, uintptr, error) { return kernel.ImageSlot(i) }
 func (KernelMachine) Slots() int                          { return layout.ImageSlots }
@@ -19,6 +26,16 @@ func (KernelMachine) Inherited() (int, bool)              { return kernel.Inheri
 func (KernelMachine) Clock() kernel.ClockReading          { return kernel.ReadClock() }
 func (KernelMachine) BuildID() [32]byte                   { return kernel.BuildIDBytes() }
 func (KernelMachine) Version() string                     { return kernel.Version() }
+func (KernelMachine) DisarmRollback()                     { kernel.DisarmRollback() }
+func (KernelMachine) RolledBack() (int, bool)             { return kernel.RolledBack() }
+
+func (m KernelMachine) ArmRollback(img *image.Image, slot, handoffLen int) error {
+	segs, err := m.segments(img, slot)
+	if err != nil {
+		return err
+	}
+	return kernel.ArmRollback(segs, uintptr(img.Entry), handoffLen, m.Resets)
+}
 
 func (m KernelMachine) CheckJump(img *image.Image, slot int) error {
 	segs, err := m.segments(img, slot)

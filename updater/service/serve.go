@@ -163,6 +163,9 @@ func (s *Service) pushReport(rep *BootReport) *push.Report {
 	}
 	if last := s.history.Last(); last != nil {
 		r.PrevBuildID = last.FromBuild
+		if rep.RolledBack {
+			r.PrevBuildID = last.ToBuild // the image that failed
+		}
 	}
 	for _, ph := range rep.Phases {
 		r.Phases = append(r.Phases, push.Phase{Name: ph.Name, Duration: ph.D})
@@ -184,6 +187,10 @@ func (s *Service) pushReport(rep *BootReport) *push.Report {
 		if k == "tcp" || k == "udp" || k == "listeners" {
 			r.Restored.Connections += uint64(v)
 		}
+	}
+	if rep.RolledBack {
+		r.Lines = append([]string{fmt.Sprintf("rolled back: %s stopped with code %d before it committed; %s runs again with the state it had handed over",
+			rep.From, rep.StopCode, m.Version())}, r.Lines...)
 	}
 	if rep.Problems != nil {
 		r.Lines = append(r.Lines, "problems: "+rep.Problems.Error())

@@ -44,6 +44,13 @@ type Machine interface {
 	// Jump enters img (staged in slot) with handoffLen bytes of the
 	// region. It returns only with an error, nothing changed.
 	Jump(img *image.Image, slot, handoffLen int) error
+	// ArmRollback makes the kernel jump to img (in slot) with handoffLen
+	// bytes of the region if it stops before DisarmRollback;
+	// RolledBack reports whether this kernel was entered that way, and
+	// the code the newer kernel stopped with.
+	ArmRollback(img *image.Image, slot, handoffLen int) error
+	DisarmRollback()
+	RolledBack() (code int, ok bool)
 	// Clock reads the clocks at one instant; monotonic time continues
 	// across jumps.
 	Clock() kernel.ClockReading
