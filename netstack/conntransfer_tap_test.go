@@ -588,6 +588,13 @@ func runScenario(t *testing.T, sc scenario, move func(t *testing.T, ns *netns.NS
 	}
 	t.Logf("export: %d sockets, %d B encoded, %v; send queues %d B (%d in flight), unread %d B; neighbors %d",
 		table.Sockets(), len(enc), tExport, sendBytes, inflight, recvBytes, len(table.Neighbors))
+	for _, u := range table.UDP {
+		var first string
+		if len(u.Queued) > 0 {
+			first = string(u.Queued[0].Payload[:min(12, len(u.Queued[0].Payload))])
+		}
+		t.Logf("export: UDP socket %d: %d datagrams queued, first %q", u.ID, len(u.Queued), first)
+	}
 	if want := sc.conns + 2; len(table.TCP) != want {
 		t.Errorf("exported %d TCP connections, want %d", len(table.TCP), want)
 	}
