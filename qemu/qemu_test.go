@@ -140,7 +140,7 @@ func TestConfigErrors(t *testing.T) {
 		want string
 	}{
 		{"no kernel", nil, "no kernel"},
-		{"small memory", []Option{Kernel("k"), Memory(64)}, "below the 192 MiB"},
+		{"small memory", []Option{Kernel("k"), Memory(64)}, fmt.Sprintf("below the %d MiB", layout.MinRAM>>20)},
 		{"bad accel", []Option{Kernel("k"), Accel("xen")}, `accelerator "xen"`},
 		{"negative timeout", []Option{Kernel("k"), Timeout(-1)}, "negative timeout"},
 	}
