@@ -70,6 +70,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzVerify -fuzztime $(FUZZTIME) ./updater/image
 	$(GO) test -run '^$$' -fuzz FuzzReadRequest -fuzztime $(FUZZTIME) ./updater/push
 	$(GO) test -run '^$$' -fuzz FuzzReadReply -fuzztime $(FUZZTIME) ./updater/push
+	$(GO) test -run '^$$' -fuzz FuzzDecodePending -fuzztime $(FUZZTIME) ./updater/service
+	$(GO) test -run '^$$' -fuzz FuzzParseManifest -fuzztime $(FUZZTIME) ./updater/task
+	$(GO) test -run '^$$' -fuzz FuzzDecodeProcessTable -fuzztime $(FUZZTIME) ./updater/task
+	$(GO) test -run '^$$' -fuzz FuzzDecodeState -fuzztime $(FUZZTIME) ./updater/task
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./netstack/conntable
+	$(GO) test -run '^$$' -fuzz FuzzDecodeNetState -fuzztime $(FUZZTIME) ./netstack
+	$(GO) test -run '^$$' -fuzz FuzzTaskState -fuzztime $(FUZZTIME) ./apps/kv
+	$(GO) test -run '^$$' -fuzz FuzzEchoState -fuzztime $(FUZZTIME) ./apps/echo
 
 # deps installs what the tests run as real peers, through apt-get, when a
 # command is missing: QEMU, libmemcached-tools (memcapable, memcslap),
