@@ -5,9 +5,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"debug/elf"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -312,16 +315,82 @@ func TestUpdateRefusals(t *testing.T) {
 		return p
 	}
 	_, otherKey, _ := ed25519.GenerateKey(nil)
-	elf, err := os.ReadFile(v1.elf)
+	elfBytes, err := os.ReadFile(v1.elf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	foreign, err := updimage.Sign(elf, otherKey)
+	foreign, err := updimage.Sign(elfBytes, otherKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	flipped := append([]byte(nil), good...)
 	flipped[len(flipped)/2] ^= 1
+	hdr, err := updimage.ReadHeader(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// crafted returns the bundle with its ELF changed by f and signed
+	// again with the trusted key: the signature is good, the image is not.
+	crafted := func(name string, f func(e *elf.File, b []byte)) string {
+		b := append([]byte(nil), good...)
+		e := b[hdr.ELFOffset : hdr.ELFOffset+hdr.ELFLen]
+		ef, err := elf.NewFile(bytes.NewReader(e))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(ef, e)
+		n := len(b) - ed25519.SignatureSize
+		copy(b[n:], ed25519.Sign(testKey, b[:n]))
+		return write(name, b)
+	}
+	le := binary.LittleEndian
+	wrongArch := crafted("arm64.img", func(_ *elf.File, e []byte) { le.PutUint16(e[18:], uint16(elf.EM_AARCH64)) })
+	// Grow the last PT_LOAD's BSS into the handoff region.
+	overlap := crafted("overlap.img", func(ef *elf.File, e []byte) {
+		last := -1
+		for i, p := range ef.Progs {
+			if p.Type == elf.PT_LOAD {
+				last = i
+			}
+		}
+		ph := e[le.Uint64(e[0x20:])+uint64(last)*uint64(le.Uint16(e[0x36:])):]
+		le.PutUint64(ph[0x28:], layout.HandoffBase+0x1000-ef.Progs[last].Vaddr) // p_memsz
+	})
+	// Grow the first PT_LOAD (text) over the next one.
+	selfOverlap := crafted("self-overlap.img", func(ef *elf.File, e []byte) {
+		var loads []int
+		for i, p := range ef.Progs {
+			if p.Type == elf.PT_LOAD {
+				loads = append(loads, i)
+			}
+		}
+		first, second := ef.Progs[loads[0]], ef.Progs[loads[1]]
+		ph := e[le.Uint64(e[0x20:])+uint64(loads[0])*uint64(le.Uint16(e[0x36:])):]
+		le.PutUint64(ph[0x28:], second.Vaddr+0x1000-first.Vaddr) // p_memsz
+	})
+	// Declare a handoff format this kernel does not write.
+	format := crafted("format.img", func(ef *elf.File, e []byte) {
+		syms, err := ef.Symbols()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sym := range syms {
+			if sym.Name != layout.HandoffFormatsSymbol {
+				continue
+			}
+			for _, p := range ef.Progs {
+				if p.Type == elf.PT_LOAD && sym.Value >= p.Vaddr && sym.Value+sym.Size <= p.Vaddr+p.Filesz {
+					off := p.Off + sym.Value - p.Vaddr
+					clear(e[off : off+sym.Size])
+					le.PutUint32(e[off:], 99)
+					return
+				}
+			}
+		}
+		t.Fatal("no handoff formats symbol with file bytes")
+	})
+	huge := make([]byte, layout.ImageSlotSize+1)
+	copy(huge, good)
 	for _, c := range []struct {
 		name, file string
 		code       push.Code
@@ -329,6 +398,11 @@ func TestUpdateRefusals(t *testing.T) {
 		{"bad signature", write("flipped.img", flipped), push.CodeBadSignature},
 		{"unknown key", write("foreign.img", foreign), push.CodeUnknownKey},
 		{"not a bundle", v1.elf, push.CodeBadImage},
+		{"wrong architecture", wrongArch, push.CodeWrongArch},
+		{"segment over the handoff region", overlap, push.CodeBadLayout},
+		{"segments over each other", selfOverlap, push.CodeBadLayout},
+		{"handoff format", format, push.CodeHandoff},
+		{"too big for a slot", write("huge.img", huge), push.CodeTooBig},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := pushImage(t, ns, c.file, 0)
