@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,13 +104,21 @@ func TestConfigureDHCP(t *testing.T) {
 	}
 
 	// The leased address works: A sees the connection come from it.
-	_, ln, err := a.st.Listen("tcp4", ":22")
+	checkDialFrom(t, a, b, "10.0.2.2:22", "10.0.2.15")
+}
+
+// checkDialFrom dials server (an address of a) from b and checks that a
+// sees the connection come from wantSrc.
+func checkDialFrom(t *testing.T, a, b *host, server, wantSrc string) {
+	t.Helper()
+	_, ln, err := a.st.Listen("tcp4", ":"+strings.Split(server, ":")[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, dc, err := b.st.Dial(ctxTimeout(t, 5*time.Second), "tcp4", "10.0.2.2:22")
+	defer ln.Close()
+	_, dc, err := b.st.Dial(ctxTimeout(t, 5*time.Second), "tcp4", server)
 	if err != nil {
-		t.Fatalf("Dial from the leased address: %v", err)
+		t.Fatalf("Dial %s: %v", server, err)
 	}
 	defer dc.Close()
 	ac, err := ln.Accept()
@@ -117,8 +126,8 @@ func TestConfigureDHCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ac.Close()
-	if got := ac.RemoteAddr().(*net.TCPAddr).IP.String(); got != "10.0.2.15" {
-		t.Errorf("server sees peer %s; want 10.0.2.15", got)
+	if got := ac.RemoteAddr().(*net.TCPAddr).IP.String(); got != wantSrc {
+		t.Errorf("server sees peer %s; want %s", got, wantSrc)
 	}
 }
 

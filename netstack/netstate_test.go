@@ -126,23 +126,7 @@ func TestResume(t *testing.T) {
 	if got.Config.Mode != IPDHCP || got.Config.Addr != st.Config.Addr || got.Lease == nil || got.Lease.Duration != st.Lease.Duration {
 		t.Errorf("NetState after Resume = %+v", got)
 	}
-	_, ln, err := a.st.Listen("tcp4", ":22")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, dc, err := b.st.Dial(ctxTimeout(t, 5*time.Second), "tcp4", "10.0.2.2:22")
-	if err != nil {
-		t.Fatalf("Dial from the resumed address: %v", err)
-	}
-	defer dc.Close()
-	ac, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ac.Close()
-	if got := ac.RemoteAddr().(*net.TCPAddr).IP.String(); got != "10.0.2.15" {
-		t.Errorf("peer sees %s; want 10.0.2.15", got)
-	}
+	checkDialFrom(t, a, b, "10.0.2.2:22", "10.0.2.15")
 	// A different MAC is refused.
 	other := st
 	other.MAC = net.HardwareAddr{2, 9, 9, 9, 9, 9}
