@@ -113,6 +113,9 @@ func NewTask(cfg TaskConfig) (*Task, error) {
 // configured schema).
 func (t *Task) Spec() task.Spec { return taskSpec(t.cfg.Schema) }
 
+// Items returns the number of live items (task.ItemCounter).
+func (t *Task) Items() uint64 { return t.store.Stats().CurrItems }
+
 // Server returns the task's server (for stats and shutdown).
 func (t *Task) Server() *Server { return t.srv }
 

@@ -236,8 +236,8 @@ func TestUpdate(t *testing.T) {
 	if rep.Version != "v2" || rep.PrevVersion != "v1" || rep.Generation != 1 {
 		t.Errorf("report says version %q from %q, generation %d; want v2 from v1, 1", rep.Version, rep.PrevVersion, rep.Generation)
 	}
-	if rep.Restored.Tasks != 2 {
-		t.Errorf("report: %d tasks restored, want 2 (kv, echo)", rep.Restored.Tasks)
+	if rep.Restored.Tasks != 2 || rep.Restored.Items != items {
+		t.Errorf("report: %d tasks and %d items restored, want 2 (kv, echo) and %d", rep.Restored.Tasks, rep.Restored.Items, items)
 	}
 	if !strings.Contains(strings.Join(rep.Lines, "\n"), "task kv: restored from schema v1") {
 		t.Errorf("kv was not restored from schema v1 (migrated):\n%s", strings.Join(rep.Lines, "\n"))

@@ -28,6 +28,9 @@ type BootReport struct {
 	Phases []Phase
 	Net    Counts
 	Tasks  *task.RestoreReport
+	// Items are the application items the tasks hold after the restore
+	// (task.ItemCounter).
+	Items uint64
 	// Reply is the push connection to answer, nil if none came across.
 	Reply net.Conn
 	// RolledBack is set when a newer kernel stopped before it committed
@@ -159,6 +162,7 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		rep.Problems = errors.Join(rep.Problems, err)
 	}
 	rep.Phases = append(rep.Phases, Phase{"resume", time.Since(t0)})
+	rep.Items = s.cfg.Tasks.Items()
 	now := m.Clock()
 	if pending.QuiesceBegan != 0 && now.MonotonicNs > pending.QuiesceBegan {
 		rep.Blackout = time.Duration(now.MonotonicNs - pending.QuiesceBegan)

@@ -170,6 +170,7 @@ func (s *Service) pushReport(rep *BootReport) *push.Report {
 	for _, ph := range rep.Phases {
 		r.Phases = append(r.Phases, push.Phase{Name: ph.Name, Duration: ph.D})
 	}
+	r.Restored.Items = rep.Items
 	if rep.Tasks != nil {
 		r.Restored.Tasks = uint64(rep.Tasks.Restored)
 		for _, t := range rep.Tasks.Tasks {

@@ -107,7 +107,13 @@ func (t *Table) CheckTargets(targets Targets) error {
 	defer t.mu.Unlock()
 	var errs []error
 	for _, e := range t.tasks {
-		if _, err := chooseVersion(e.spec, targets); err != nil {
+		v, err := chooseVersion(e.spec, targets)
+		if err == nil && v != e.spec.Version {
+			if _, ok := e.task.(VersionSaver); !ok {
+				err = fmt.Errorf("the target reads %v and this task writes only v%d (it has no SaveVersion)", targets[e.spec.Name], e.spec.Version)
+			}
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("task %q: %w", e.spec.Name, err))
 		}
 	}

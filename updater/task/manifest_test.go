@@ -55,3 +55,35 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+// countingTask is a fakeTask that holds items.
+type countingTask struct {
+	fakeTask
+	items uint64
+}
+
+func (c *countingTask) Items() uint64 { return c.items }
+
+func TestTableItems(t *testing.T) {
+	tab := NewTable()
+	mustRegister(t, tab, Spec{Name: "a", ID: 1, Version: 1}, &countingTask{items: 7})
+	mustRegister(t, tab, Spec{Name: "b", ID: 2, Version: 1}, &fakeTask{version: 1})
+	mustRegister(t, tab, Spec{Name: "c", ID: 3, Version: 1}, &countingTask{items: 5})
+	if got := tab.Items(); got != 12 {
+		t.Errorf("Items = %d; want 12 (tasks without a count add nothing)", got)
+	}
+}
+
+func TestCheckTargets(t *testing.T) {
+	tab := NewTable()
+	mustRegister(t, tab, Spec{Name: "kv", ID: 1, Version: 2, Oldest: 2}, &fakeTask{version: 2})
+	if err := tab.CheckTargets(Targets{"kv": {Oldest: 1, Newest: 2}}); err != nil {
+		t.Errorf("a target reading v1..v2: %v", err)
+	}
+	if err := tab.CheckTargets(Targets{"kv": {Oldest: 1, Newest: 1}}); err == nil {
+		t.Error("a target reading only v1 passed, but kv writes no older than v2")
+	}
+	if err := tab.CheckTargets(nil); err != nil {
+		t.Errorf("no manifest: %v", err)
+	}
+}

@@ -351,3 +351,16 @@ func (t *Table) ResumeAll() ([]StepResult, error) {
 	}
 	return out, errors.Join(errs...)
 }
+
+// Items sums the items of the tasks that count them (ItemCounter).
+func (t *Table) Items() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n uint64
+	for _, e := range t.tasks {
+		if c, ok := e.task.(ItemCounter); ok {
+			n += c.Items()
+		}
+	}
+	return n
+}

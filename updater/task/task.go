@@ -55,6 +55,12 @@ type VersionSaver interface {
 	SaveVersion(w io.Writer, v uint32) error
 }
 
+// ItemCounter is implemented by a task that keeps application items (kv
+// entries, say): the update report says how many it carried on with.
+type ItemCounter interface {
+	Items() uint64
+}
+
 // SocketOwner is implemented by a task that owns sockets. The table asks it
 // at Save time, after Save, and records the IDs in the process table.
 type SocketOwner interface {
