@@ -1,11 +1,12 @@
 package image
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/molt-os/molt/boot/layout"
 )
 
 // Patch applies the post-link step to the image at path (see the package
@@ -75,21 +76,8 @@ func applyPVHNote(info *imageInfo) {
 
 // stampBuildID writes the build ID into info.data and returns it.
 func stampBuildID(info *imageInfo) [32]byte {
-	sum := computeBuildID(info.data, info.buildIDAt)
+	sum := layout.BuildIDOf(info.data, info.buildIDAt)
 	copy(info.data[info.buildIDAt:], sum[:])
-	return sum
-}
-
-// computeBuildID is the SHA-256 of data with the 32 bytes at off taken as
-// zero. data is not modified.
-func computeBuildID(data []byte, off uint64) [32]byte {
-	var zero [buildIDSize]byte
-	h := sha256.New()
-	h.Write(data[:off])
-	h.Write(zero[:])
-	h.Write(data[off+buildIDSize:])
-	var sum [32]byte
-	h.Sum(sum[:0])
 	return sum
 }
 
@@ -165,7 +153,7 @@ func verify(path string) (*Report, error) {
 	if info.notePVHDesc != info.entry {
 		return nil, fmt.Errorf("%w: PVH note enters at %#x, but the entry symbol is at %#x", ErrNotPatched, info.notePVHDesc, info.entry)
 	}
-	want := computeBuildID(data, info.buildIDAt)
+	want := layout.BuildIDOf(data, info.buildIDAt)
 	var got [32]byte
 	copy(got[:], data[info.buildIDAt:])
 	if got != want {

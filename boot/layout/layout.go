@@ -34,6 +34,8 @@
 // (mmap), backed on demand by frames from the pool.
 package layout
 
+import "crypto/sha256"
+
 const (
 	// PageSize is the base page size used for Go's mappings.
 	PageSize = 0x1000
@@ -153,6 +155,24 @@ const (
 	// the new image reads (docs/tasks.md).
 	TaskManifestSymbol = "main.taskManifest"
 )
+
+// BuildIDSize is the size of the build ID (BuildIDSymbol).
+const BuildIDSize = 32
+
+// BuildIDOf computes an image's build ID: the SHA-256 of the file with the
+// BuildIDSize bytes at off (where BuildIDSymbol lies) read as zeros. The
+// post-link step stamps it (boot/image) and the update service checks it
+// (updater/image); both call this one definition.
+func BuildIDOf(data []byte, off uint64) [32]byte {
+	var zero [BuildIDSize]byte
+	h := sha256.New()
+	h.Write(data[:off])
+	h.Write(zero[:])
+	h.Write(data[off+BuildIDSize:])
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
 
 // Exit codes the kernel writes to QEMU's isa-debug-exit device. QEMU exits
 // with status (code<<1)|1, so code c reaches the host as 2c+1.

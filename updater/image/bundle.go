@@ -3,7 +3,6 @@ package image
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -371,7 +370,7 @@ func Sign(elfBytes []byte, key ed25519.PrivateKey) ([]byte, error) {
 	if err := checkLayout(e.segments); err != nil {
 		return nil, err
 	}
-	id := computeBuildID(elfBytes, e.buildIDOff)
+	id := layout.BuildIDOf(elfBytes, e.buildIDOff)
 	if !bytes.Equal(id[:], elfBytes[e.buildIDOff:e.buildIDOff+buildIDSize]) {
 		return nil, errorf(ErrFormat, "stored build ID %x does not match the file's %x: the image was not post-linked, or was changed afterwards", elfBytes[e.buildIDOff:e.buildIDOff+buildIDSize], id)
 	}
@@ -392,19 +391,6 @@ func Sign(elfBytes []byte, key ed25519.PrivateKey) ([]byte, error) {
 	copy(b[HeaderSize:], e.version)
 	b = append(b, elfBytes...)
 	return append(b, ed25519.Sign(key, b)...), nil
-}
-
-// computeBuildID is the post-link step's build ID: the SHA-256 of the file
-// with the 32 bytes at off taken as zero (boot/image).
-func computeBuildID(data []byte, off uint64) [32]byte {
-	var zero [buildIDSize]byte
-	h := sha256.New()
-	h.Write(data[:off])
-	h.Write(zero[:])
-	h.Write(data[off+buildIDSize:])
-	var sum [32]byte
-	h.Sum(sum[:0])
-	return sum
 }
 
 // mib formats a byte count in MiB for messages.

@@ -98,7 +98,7 @@ func TestSignVerify(t *testing.T) {
 	if !bytes.Equal(im.ELF, e) || im.ELFOffset != HeaderSize+16 || im.ELFLen != len(e) {
 		t.Errorf("ELF at %d, %d bytes", im.ELFOffset, im.ELFLen)
 	}
-	if want := computeBuildID(e, synthBuildIDOffset(t, e)); im.BuildID != want {
+	if want := layout.BuildIDOf(e, synthBuildIDOffset(t, e)); im.BuildID != want {
 		t.Errorf("build ID %x, want %x", im.BuildID, want)
 	}
 	if s := im.String(); !strings.Contains(s, synthVersion) || !strings.Contains(s, KeyIDOf(testPub).String()) {

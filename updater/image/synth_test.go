@@ -211,7 +211,7 @@ func (s *synth) bytes() []byte {
 
 	if !s.noStamp && len(s.loads) > 1 && s.loads[1].addr == synthData {
 		at := loadOff[1] + (synthBuildID - synthData)
-		id := computeBuildID(b, at)
+		id := layout.BuildIDOf(b, at)
 		copy(b[at:], id[:])
 	}
 	return b
