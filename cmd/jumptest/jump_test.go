@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"debug/elf"
 	"fmt"
@@ -17,20 +18,27 @@ import (
 	"github.com/molt-os/molt/updater/handoff"
 )
 
-// images builds the jump test image twice, as versions A and B.
-func images(t *testing.T) (a, b string) {
+// image is a built jump test image: its ELF and its signed bundle.
+type image struct{ elf, bundle string }
+
+// images builds the jump test image twice, as versions A and B. The
+// bundles are signed with a throwaway key: jumptest reads them unverified.
+func images(t *testing.T) (a, b image) {
 	t.Helper()
-	return qemu.BuildT(t, "../..", "./cmd/jumptest", "A"), qemu.BuildT(t, "../..", "./cmd/jumptest", "B")
+	_, key, _ := ed25519.GenerateKey(nil)
+	ae, ab := qemu.BuildSignedT(t, "../..", "./cmd/jumptest", "A", key)
+	be, bb := qemu.BuildSignedT(t, "../..", "./cmd/jumptest", "B", key)
+	return image{ae, ab}, image{be, bb}
 }
 
-// boot runs A cold with A in slot 0 and B in slot 1, plus extra options,
-// and returns the console once the VM has ended well.
-func boot(t *testing.T, a, b, cmdline string, extra ...qemu.Option) string {
+// boot runs A cold with A's bundle in slot 0 and B's in slot 1, plus
+// extra options, and returns the console once the VM has ended well.
+func boot(t *testing.T, a, b image, cmdline string, extra ...qemu.Option) string {
 	t.Helper()
 	var console syncbuf.Buffer
 	opts := append([]qemu.Option{
-		qemu.Kernel(a), qemu.Append(cmdline), qemu.Console(&console),
-		qemu.Loader(a, layout.ImageStoreBase), qemu.Loader(b, layout.ImageStoreBase+layout.ImageSlotSize),
+		qemu.Kernel(a.elf), qemu.Append(cmdline), qemu.Console(&console),
+		qemu.Loader(a.bundle, layout.ImageStoreBase), qemu.Loader(b.bundle, layout.ImageStoreBase+layout.ImageSlotSize),
 		qemu.Timeout(3 * time.Minute),
 	}, extra...)
 	vm := qemu.StartT(t, opts...)
@@ -121,7 +129,7 @@ func TestColdBootIgnoresRegion(t *testing.T) {
 // the assembly match boot/layout.
 func TestPurgatoryFits(t *testing.T) {
 	a, _ := images(t)
-	f, err := elf.Open(a)
+	f, err := elf.Open(a.elf)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,9 @@
 //	                 to the image it came from, then panics; the kernel
 //	                 rolled back into reports it and powers off
 //
+// The launcher puts signed bundles (updater/image) of the images in the
+// slots; they are read without checking the signature (image.Inspect).
+//
 // Hop g (g = the generation this kernel inherited, 0 after a cold boot)
 // jumps to the image in slot (g+1) mod 2, so with image A in slot 0 and B
 // in slot 1 and A booted cold, the chain is A → B → A → ...
@@ -25,16 +28,12 @@
 package main
 
 import (
-	"bytes"
-	"debug/elf"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/molt-os/molt/boot/layout"
 	"github.com/molt-os/molt/kernel"
 	"github.com/molt-os/molt/updater/handoff"
 	"github.com/molt-os/molt/updater/kexec"
@@ -148,7 +147,7 @@ func inherit(region []byte) (uint64, handoff.History, error) {
 // rollback jump to it.
 func armRollback(region []byte, gen uint64, hist handoff.History) error {
 	slot := int(gen+1) % 2
-	plan, _, err := planSlot(slot)
+	img, segs, err := kexec.Slot(slot)
 	if err != nil {
 		return err
 	}
@@ -159,26 +158,7 @@ func armRollback(region []byte, gen uint64, hist handoff.History) error {
 		return err
 	}
 	fmt.Printf("jumptest: %s armed a rollback to slot %d with a %d-byte handoff\n", kernel.Version(), slot, n)
-	return kernel.ArmRollback(plan.Segments, plan.Entry, n, nil)
-}
-
-// planSlot plans a jump to the image in slot and reads its build ID.
-func planSlot(slot int) (*kexec.Plan, [32]byte, error) {
-	mem, phys, err := kernel.ImageSlot(slot)
-	if err != nil {
-		return nil, [32]byte{}, err
-	}
-	// The launcher placed a raw ELF at the slot's start; ELF readers only
-	// read at the offsets the headers name, so the slot's tail is ignored.
-	plan, err := kexec.PlanELF(mem, phys)
-	if err != nil {
-		return nil, [32]byte{}, fmt.Errorf("slot %d: %w", slot, err)
-	}
-	id, err := buildIDOf(mem)
-	if err != nil {
-		return nil, id, fmt.Errorf("slot %d: %w", slot, err)
-	}
-	return plan, id, nil
+	return kernel.ArmRollback(segs, uintptr(img.Entry), n, nil)
 }
 
 // writeRegion encodes a region with the history and the clock.
@@ -206,50 +186,27 @@ func writeRegion(region []byte, gen uint64, flags handoff.Flags, hist handoff.Hi
 // hop writes the next generation's region and jumps to the other slot.
 func hop(region []byte, gen uint64, hist handoff.History) error {
 	slot := int(gen+1) % 2
-	plan, target, err := planSlot(slot)
+	img, segs, err := kexec.Slot(slot)
 	if err != nil {
 		return err
 	}
 	now := kernel.ReadClock()
 	hist.Add(handoff.HistoryEntry{
 		Generation: gen + 1, FromVersion: kernel.Version(), ToVersion: fmt.Sprintf("slot %d", slot),
-		FromBuild: kernel.BuildIDBytes(), ToBuild: target,
+		FromBuild: kernel.BuildIDBytes(), ToBuild: img.BuildID,
 		StartedNs: now.WallNs, HandoffNs: now.WallNs, Outcome: handoff.OutcomePending,
 	})
 	n, err := writeRegion(region, gen+1, 0, hist)
 	if err != nil {
 		return err
 	}
+	var filesz, memsz uintptr
+	for _, sg := range segs {
+		filesz, memsz = filesz+sg.Filesz, memsz+sg.Memsz
+	}
 	fmt.Printf("jumptest: %s jumping to slot %d: %d segments, %d KiB copied, %d KiB in all, handoff %d bytes\n",
-		kernel.Version(), slot, len(plan.Segments), plan.Filesz>>10, plan.Memsz>>10, n)
-	return plan.Jump(n)
-}
-
-// buildIDOf reads the build ID the post-link step stamped into an image.
-func buildIDOf(img []byte) ([32]byte, error) {
-	var id [32]byte
-	f, err := elf.NewFile(bytes.NewReader(img))
-	if err != nil {
-		return id, err
-	}
-	syms, err := f.Symbols()
-	if err != nil {
-		return id, err
-	}
-	for _, s := range syms {
-		if s.Name != layout.BuildIDSymbol {
-			continue
-		}
-		for _, sec := range f.Sections {
-			if sec.Type == elf.SHT_PROGBITS && s.Value >= sec.Addr && s.Value+32 <= sec.Addr+sec.Size {
-				if _, err := sec.ReadAt(id[:], int64(s.Value-sec.Addr)); err != nil {
-					return id, err
-				}
-				return id, nil
-			}
-		}
-	}
-	return id, errors.New("no build ID symbol")
+		kernel.Version(), slot, len(segs), filesz>>10, memsz>>10, n)
+	return kernel.Jump(segs, uintptr(img.Entry), n)
 }
 
 func fail(format string, args ...any) {

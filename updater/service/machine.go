@@ -1,12 +1,10 @@
 package service
 
 import (
-	"fmt"
-	"unsafe"
-
 	"github.com/molt-os/molt/boot/layout"
 	"github.com/molt-os/molt/kernel"
 	"github.com/molt-os/molt/updater/image"
+	"github.com/molt-os/molt/updater/kexec"
 )
 
 // KernelMachine is the Machine of a booted molt kernel.
@@ -60,27 +58,5 @@ func (KernelMachine) segments(img *image.Image, slot int) ([]kernel.Segment, err
 	if err != nil {
 		return nil, err
 	}
-	return SlotSegments(img, mem, phys)
-}
-
-// SlotSegments computes the purgatory's copy list for img, whose segment
-// bytes must alias mem, the memory of an image store slot at physical
-// address phys.
-func SlotSegments(img *image.Image, mem []byte, phys uintptr) ([]kernel.Segment, error) {
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(mem)))
-	out := make([]kernel.Segment, 0, len(img.Segments))
-	for i, s := range img.Segments {
-		var src uintptr
-		if len(s.Data) > 0 {
-			p := uintptr(unsafe.Pointer(unsafe.SliceData(s.Data)))
-			if p < base || p-base > uintptr(len(mem))-uintptr(len(s.Data)) {
-				return nil, fmt.Errorf("service: segment %d's bytes are not in the image slot", i)
-			}
-			src = phys + (p - base)
-		} else {
-			src = phys // nothing to copy; any address in the slot will do
-		}
-		out = append(out, kernel.Segment{Dst: uintptr(s.Addr), Src: src, Filesz: uintptr(len(s.Data)), Memsz: uintptr(s.Memsz)})
-	}
-	return out, nil
+	return kexec.Segments(img, mem, phys)
 }
