@@ -128,17 +128,9 @@ func Parse(addr uintptr, info *Info) int {
 		return ErrOldVersion
 	}
 	if c := uintptr(load64(addr + offCmdline)); c != 0 {
-		for info.cmdlineLen < MaxCmdline {
-			b := load8(c + uintptr(info.cmdlineLen))
-			if b == 0 {
-				break
-			}
-			info.cmdline[info.cmdlineLen] = b
-			info.cmdlineLen++
-		}
-		if info.cmdlineLen == MaxCmdline && load8(c+MaxCmdline) != 0 {
-			info.Truncated = true
-		}
+		var whole bool
+		info.cmdlineLen, whole = copyCString(info.cmdline[:], c)
+		info.Truncated = info.Truncated || !whole
 	}
 	mm := uintptr(load64(addr + offMemmap))
 	n := int(load32(addr + offMemmapCount))
@@ -185,21 +177,31 @@ func parseModules(addr uintptr, info *Info) {
 		m := &info.Modules[info.NModules]
 		m.Addr, m.Size = load64(e), load64(e+8)
 		if c := uintptr(load64(e + 16)); c != 0 {
-			for m.nameLen < MaxModName {
-				b := load8(c + uintptr(m.nameLen))
-				if b == 0 {
-					break
-				}
-				m.name[m.nameLen] = b
-				m.nameLen++
-			}
-			if m.nameLen == MaxModName && load8(c+MaxModName) != 0 {
+			var whole bool
+			if m.nameLen, whole = copyCString(m.name[:], c); !whole {
 				info.Truncated = true
 				m.nameLen = 0 // a truncated name must not match a shorter one
 			}
 		}
 		info.NModules++
 	}
+}
+
+// copyCString copies the NUL-terminated string at physical address c into
+// dst and returns its length, and whether it fit (false: dst holds its
+// first len(dst) bytes).
+//
+//go:nosplit
+func copyCString(dst []byte, c uintptr) (n int, whole bool) {
+	for n < len(dst) {
+		b := load8(c + uintptr(n))
+		if b == 0 {
+			return n, true
+		}
+		dst[n] = b
+		n++
+	}
+	return n, load8(c+uintptr(n)) == 0
 }
 
 // Module returns the first module whose command line is exactly name.
