@@ -157,7 +157,9 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		rep.Problems = errors.Join(rep.Problems, rep.Tasks.Err)
 	}
 	t0 = time.Now()
-	s.cfg.Network.GoLive()
+	if err := s.cfg.Network.GoLive(); err != nil {
+		rep.Problems = errors.Join(rep.Problems, fmt.Errorf("network: go live: %w", err))
+	}
 	if _, err := s.cfg.Tasks.Start(); err != nil {
 		rep.Problems = errors.Join(rep.Problems, err)
 	}

@@ -35,22 +35,16 @@ func (n *StackNetwork) Configure(ctx context.Context) error {
 	if err := n.Fresh(ctx); err != nil {
 		return err
 	}
-	// A stack built for a warm boot starts gated; a cold one has no gate
-	// to open, which GoLive reports as an error worth nothing here.
-	n.Stack.GoLive()
-	return nil
+	// A stack built for a warm boot starts gated (this runs there when
+	// the carried network could not be restored): open it.
+	return n.GoLive()
 }
 
 // Freeze stops the stack's traffic.
 func (n *StackNetwork) Freeze() error { return n.Stack.Freeze() }
 
 // Thaw reopens the stack after an aborted update.
-func (n *StackNetwork) Thaw() {
-	if err := n.Stack.GoLive(); err != nil {
-		// Nothing to undo: the stack was not frozen.
-		_ = err
-	}
-}
+func (n *StackNetwork) Thaw() error { return n.GoLive() }
 
 // Save writes the ip-config and conn-table sections.
 func (n *StackNetwork) Save(enc *handoff.Encoder) (Counts, error) {
@@ -120,7 +114,13 @@ func (n *StackNetwork) Restore(ctx context.Context, decoded []handoff.Decoded) (
 }
 
 // GoLive opens the gate.
-func (n *StackNetwork) GoLive() { n.Stack.GoLive() }
+// Without a NIC there is no gate, and nothing to open.
+func (n *StackNetwork) GoLive() error {
+	if err := n.Stack.GoLive(); err != nil && !errors.Is(err, netstack.ErrNoNIC) {
+		return err
+	}
+	return nil
+}
 
 // Conn returns the TCP connection with socket ID id.
 func (n *StackNetwork) Conn(id uint32) (net.Conn, bool) {

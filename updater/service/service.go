@@ -70,7 +70,7 @@ type Network interface {
 	// fires, until Thaw or the jump.
 	Freeze() error
 	// Thaw undoes Freeze when the update is aborted.
-	Thaw()
+	Thaw() error
 	// Save writes the network's sections (NIC and IP configuration,
 	// connection tables) into enc. The stack is frozen.
 	Save(enc *handoff.Encoder) (Counts, error)
@@ -81,8 +81,9 @@ type Network interface {
 	// handoff's sections in the new kernel, with the NIC still gated.
 	Restore(ctx context.Context, decoded []handoff.Decoded) (Counts, error)
 	// GoLive opens the NIC's gate: restored connections start exchanging
-	// segments with their peers.
-	GoLive()
+	// segments with their peers. An error means data the old kernel had
+	// accepted could not be sent on.
+	GoLive() error
 	// Conn returns the live TCP connection with the given socket ID, and
 	// SocketID the ID of a connection; Listener and ListenerID the same
 	// for listeners.

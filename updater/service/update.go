@@ -135,7 +135,9 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 	}
 	_ = qrep
 	abort := func(code push.Code, err error) error {
-		s.cfg.Network.Thaw()
+		if terr := s.cfg.Network.Thaw(); terr != nil {
+			err = errors.Join(err, fmt.Errorf("reopening the network after the abort: %w", terr))
+		}
 		if _, rerr := s.cfg.Tasks.ResumeAll(); rerr != nil {
 			err = errors.Join(err, fmt.Errorf("resuming after the abort: %w", rerr))
 		}
