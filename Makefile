@@ -77,6 +77,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./netstack/conntable
 	$(GO) test -run '^$$' -fuzz FuzzDecodeNetState -fuzztime $(FUZZTIME) ./netstack
 	$(GO) test -run '^$$' -fuzz FuzzTaskState -fuzztime $(FUZZTIME) ./apps/kv
+	$(GO) test -run '^$$' -fuzz FuzzStatsState -fuzztime $(FUZZTIME) ./apps/kv
 	$(GO) test -run '^$$' -fuzz FuzzEchoState -fuzztime $(FUZZTIME) ./apps/echo
 
 # deps installs what the tests run as real peers, through apt-get, when a

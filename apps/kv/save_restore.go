@@ -88,8 +88,9 @@ var crcTable = crc64.MakeTable(crc64.ECMA)
 // Save writes it, Restore rebuilds a live Store from it plus the store's
 // own Config (limits and clock are resources of the new kernel, not state).
 //
-// Not carried: statistics counters, connection state and the verbosity
-// level. Expired items are not saved.
+// Not carried: statistics counters (the kv task state carries them in its
+// stats block, stats_state.go), connection state and the verbosity level.
+// Expired items are not saved.
 type State struct {
 	// Version is the snapshot version the state was decoded from; 0 for
 	// a State taken from a live store. WriteTo writes it back in that
@@ -160,10 +161,23 @@ func (s *Store) Restore(r io.Reader) error {
 
 // RestoreState replaces the store's contents with st, as Restore does.
 // st must be valid (as DecodeState returns); its values become owned by
-// the store.
-func (s *Store) RestoreState(st *State) {
+// the store. The counters are left as they are.
+func (s *Store) RestoreState(st *State) { s.restoreState(st, nil) }
+
+// restoreState is RestoreState that, if counters is not nil, also replaces
+// the operation counters with it (a task restore, from the stats block of
+// the task state; its CurrItems, Bytes and LimitBytes are ignored). Both
+// happen under one hold of the lock, so no reader sees the items without
+// their counters. The counters are set first: items the restore itself
+// drops for the new limits count as evictions on top of the carried ones.
+func (s *Store) restoreState(st *State, counters *Stats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if counters != nil {
+		c := *counters
+		c.CurrItems, c.Bytes, c.LimitBytes = s.stats.CurrItems, 0, s.maxBytes
+		s.stats = c
+	}
 	s.clearLocked()
 	s.flushAt = st.FlushAt
 	s.lastCAS = max(s.lastCAS, st.LastCAS)

@@ -100,8 +100,10 @@ func (c *ServerConfig) setDefaults() {
 type Server struct {
 	store *Store
 	cfg   ServerConfig // immutable after NewServer
-	start time.Time    // immutable
 	pid   int          // immutable
+	// start is when the server started (stats uptime): set by NewServer,
+	// moved back by a task restore that carries the old kernel's uptime.
+	start atomic.Pointer[time.Time]
 
 	inShutdown atomic.Bool
 
@@ -149,16 +151,21 @@ func NewServer(store *Store, cfg ServerConfig) *Server {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = store.maxBytes
 	}
-	return &Server{
+	s := &Server{
 		store:     store,
 		cfg:       cfg,
-		start:     time.Now(),
 		pid:       os.Getpid(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		parkedLn:  make(map[net.Listener]struct{}),
 	}
+	now := time.Now()
+	s.start.Store(&now)
+	return s
 }
+
+// startTime reports when the server started, for uptime.
+func (s *Server) startTime() time.Time { return *s.start.Load() }
 
 // Store returns the server's store.
 func (s *Server) Store() *Store { return s.store }

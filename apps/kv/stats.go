@@ -49,7 +49,7 @@ func (c *conn) generalStats() {
 	st := c.st.Stats()
 	now := time.Now()
 	c.stat("pid", uint64(srv.pid))
-	c.stat("uptime", uint64(now.Sub(srv.start)/time.Second))
+	c.stat("uptime", uint64(max(now.Sub(srv.startTime()), 0)/time.Second))
 	c.stat("time", uint64(now.Unix()))
 	c.statString("version", srv.cfg.Version)
 	c.stat("pointer_size", 64)

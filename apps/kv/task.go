@@ -10,6 +10,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/molt-os/molt/updater/task"
 )
@@ -18,7 +19,9 @@ import (
 // the stream state of every connection, keyed by socket ID.
 //
 // Task state, schema version N (N = 1 or 2, docs/kv.md): a store snapshot
-// in snapshot version N, followed by the connection block:
+// in snapshot version N, followed by the connection block, then the stats
+// block (stats_state.go), which a state written before it existed lacks.
+// The connection block:
 //
 //	0x00  8  magic "MOLTKVC\n"
 //	0x08  4  listener count L
@@ -31,10 +34,10 @@ import (
 //	      +0x10 4 pending length P: input received, not yet executed
 //	      +0x14 4 unwritten length U: replies not yet sent
 //	      +0x18 P pending bytes, then U unwritten bytes
-//	nothing follows the last record
+//	then the stats block, or nothing
 //
-// The block has no checksum of its own: the handoff region's SHA-256
-// covers it. Its layout is the same in both schema versions.
+// The blocks have no checksum of their own: the handoff region's SHA-256
+// covers them. Their layout is the same in both schema versions.
 
 // Task identity in the process table.
 const (
@@ -240,11 +243,16 @@ func (t *Task) SaveVersion(w io.Writer, v uint32) error {
 	}
 	slices.Sort(cs.Listeners)
 	slices.SortFunc(cs.Conns, func(a, b ConnRecord) int { return int(a.ID) - int(b.ID) })
+	// Quiesced (Parked succeeded): the counters stand still, and match
+	// the snapshot taken next.
+	ss := t.srv.statsState()
 	bw := bufio.NewWriterSize(w, 64<<10)
 	if err := t.store.SaveVersion(bw, v); err != nil {
 		return err
 	}
-	if _, err := bw.Write(cs.Append(nil)); err != nil {
+	// Written in both schemas: a v1 image built from this source reads
+	// it, so an update v1→v2 (or back) keeps the counters.
+	if _, err := bw.Write(ss.Append(cs.Append(nil))); err != nil {
 		return err
 	}
 	if err := bw.Flush(); err != nil {
@@ -268,42 +276,66 @@ func (t *Task) Sockets() []task.SocketID {
 }
 
 // Restore implements task.Task: it decodes the store snapshot (migrating
-// version 1) and the connection block, replaces the store's contents, and
-// keeps the connection state for Resume. On error nothing changes.
+// version 1), the connection block and the stats block, replaces the
+// store's contents and the counters (left as they are if the state has no
+// stats block), and keeps the connection state for Resume. Everything is
+// decoded before anything is replaced: on error nothing changes.
 func (t *Task) Restore(r io.Reader, from uint32) error {
 	if from < OldestSchema || from > t.cfg.Schema {
 		return fmt.Errorf("%w: task state v%d (this image reads %d..%d)", ErrVersion, from, OldestSchema, t.cfg.Schema)
 	}
-	st, cs, err := DecodeTaskState(r)
+	ts, err := DecodeTaskState(r)
 	if err != nil {
 		return err
 	}
-	if st.Version != from {
-		return fmt.Errorf("%w: the process table says v%d, the snapshot is v%d", ErrCorrupt, from, st.Version)
+	if ts.Store.Version != from {
+		return fmt.Errorf("%w: the process table says v%d, the snapshot is v%d", ErrCorrupt, from, ts.Store.Version)
 	}
-	t.store.RestoreState(st)
+	var counters *Stats
+	if ts.Stats != nil {
+		counters = &ts.Stats.Store
+	}
+	t.store.restoreState(ts.Store, counters)
+	if ts.Stats != nil {
+		t.srv.restoreCounters(ts.Stats, time.Now())
+	}
 	t.mu.Lock()
-	t.restored, t.lastRestored = cs, cs
+	t.restored, t.lastRestored = ts.Conns, ts.Conns
 	t.mu.Unlock()
 	return nil
 }
 
-// DecodeTaskState decodes a task state (snapshot + connection block) from
-// r, reading it to the end.
-func DecodeTaskState(r io.Reader) (*State, *ConnState, error) {
+// TaskState is a decoded kv task state.
+type TaskState struct {
+	Store *State
+	Conns *ConnState
+	// Stats is nil if the state has no stats block (an image from before
+	// the block wrote it): the counters then start at zero.
+	Stats *StatsState
+}
+
+// DecodeTaskState decodes a task state (snapshot, connection block,
+// optional stats block) from r, reading it to the end.
+func DecodeTaskState(r io.Reader) (*TaskState, error) {
 	st, err := DecodeState(r)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	rest, err := io.ReadAll(r)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kv: task state: reading the connection block: %w", err)
+		return nil, fmt.Errorf("kv: task state: reading the connection block: %w", err)
 	}
-	cs, err := DecodeConnState(rest)
+	cs, n, err := decodeConnBlock(rest)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return st, cs, nil
+	ts := &TaskState{Store: st, Conns: cs}
+	if n < len(rest) {
+		if ts.Stats, err = DecodeStatsState(rest[n:]); err != nil {
+			return nil, fmt.Errorf("kv: task state: %d bytes after the connection block: %w", len(rest)-n, err)
+		}
+	}
+	return ts, nil
 }
 
 // ConnState is the connection block of a task state: which sockets the
@@ -344,16 +376,29 @@ func (cs *ConnState) Append(dst []byte) []byte {
 // DecodeConnState parses a connection block; p must hold exactly one.
 // Errors wrap ErrCorrupt or ErrBadMagic. Slices alias p.
 func DecodeConnState(p []byte) (*ConnState, error) {
+	cs, n, err := decodeConnBlock(p)
+	if err != nil {
+		return nil, err
+	}
+	if n != len(p) {
+		return nil, fmt.Errorf("%w: %d bytes after the connection block", ErrCorrupt, len(p)-n)
+	}
+	return cs, nil
+}
+
+// decodeConnBlock parses the connection block at the start of p and
+// returns its length: what follows it is the stats block's.
+func decodeConnBlock(p []byte) (*ConnState, int, error) {
 	le := binary.LittleEndian
 	if len(p) < connHeaderLen {
-		return nil, fmt.Errorf("%w: connection block of %d bytes, its header needs %d", ErrCorrupt, len(p), connHeaderLen)
+		return nil, 0, fmt.Errorf("%w: connection block of %d bytes, its header needs %d", ErrCorrupt, len(p), connHeaderLen)
 	}
 	if string(p[:8]) != connMagic {
-		return nil, fmt.Errorf("%w: connection block magic %q", ErrBadMagic, p[:8])
+		return nil, 0, fmt.Errorf("%w: connection block magic %q", ErrBadMagic, p[:8])
 	}
 	nl, nc := uint64(le.Uint32(p[8:])), uint64(le.Uint32(p[12:]))
 	if nl*4+nc*connRecordLen > uint64(len(p)-connHeaderLen) {
-		return nil, fmt.Errorf("%w: %d listeners and %d connections do not fit in %d bytes", ErrCorrupt, nl, nc, len(p))
+		return nil, 0, fmt.Errorf("%w: %d listeners and %d connections do not fit in %d bytes", ErrCorrupt, nl, nc, len(p))
 	}
 	cs := &ConnState{}
 	off := connHeaderLen
@@ -369,33 +414,33 @@ func DecodeConnState(p []byte) (*ConnState, error) {
 	for i := uint64(0); i < nl; i++ {
 		s, err := id(le.Uint32(p[off:]))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if i > 0 && s <= cs.Listeners[i-1] {
-			return nil, fmt.Errorf("%w: listener IDs not ascending at offset %#x", ErrCorrupt, off)
+			return nil, 0, fmt.Errorf("%w: listener IDs not ascending at offset %#x", ErrCorrupt, off)
 		}
 		cs.Listeners = append(cs.Listeners, s)
 		off += 4
 	}
 	for i := uint64(0); i < nc; i++ {
 		if len(p)-off < connRecordLen {
-			return nil, fmt.Errorf("%w: connection %d at offset %#x: %d bytes left, a record needs %d", ErrCorrupt, i, off, len(p)-off, connRecordLen)
+			return nil, 0, fmt.Errorf("%w: connection %d at offset %#x: %d bytes left, a record needs %d", ErrCorrupt, i, off, len(p)-off, connRecordLen)
 		}
 		q := p[off:]
 		s, err := id(le.Uint32(q))
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		if i > 0 && s <= cs.Conns[i-1].ID {
-			return nil, fmt.Errorf("%w: connection IDs not ascending at offset %#x", ErrCorrupt, off)
+			return nil, 0, fmt.Errorf("%w: connection IDs not ascending at offset %#x", ErrCorrupt, off)
 		}
 		if v := le.Uint32(q[4:]); v != 0 {
-			return nil, fmt.Errorf("%w: connection %d: reserved field %#x", ErrCorrupt, i, v)
+			return nil, 0, fmt.Errorf("%w: connection %d: reserved field %#x", ErrCorrupt, i, v)
 		}
 		discard := int64(le.Uint64(q[8:]))
 		np, nu := uint64(le.Uint32(q[16:])), uint64(le.Uint32(q[20:]))
 		if discard < 0 || discard > maxDataLen+2 || np > maxConnPending || nu > maxConnPending || np+nu > uint64(len(q)-connRecordLen) {
-			return nil, fmt.Errorf("%w: connection %d at offset %#x: discard %d, pending %d, unwritten %d (%d bytes left)",
+			return nil, 0, fmt.Errorf("%w: connection %d at offset %#x: discard %d, pending %d, unwritten %d (%d bytes left)",
 				ErrCorrupt, i, off, discard, np, nu, len(q)-connRecordLen)
 		}
 		b := connRecordLen
@@ -409,8 +454,5 @@ func DecodeConnState(p []byte) (*ConnState, error) {
 		cs.Conns = append(cs.Conns, c)
 		off += connRecordLen + int(np+nu)
 	}
-	if off != len(p) {
-		return nil, fmt.Errorf("%w: %d bytes after the connection block", ErrCorrupt, len(p)-off)
-	}
-	return cs, nil
+	return cs, off, nil
 }

@@ -26,16 +26,28 @@ import (
 type kvKernel struct {
 	tab *task.Table
 	kv  *Task
+	cfg TaskConfig // what handover configures the next kernel's task with
 }
 
 func newKVKernel(t *testing.T, sm *task.SocketMap, l net.Listener, schema uint32) *kvKernel {
 	t.Helper()
-	kt, err := NewTask(TaskConfig{
-		Server:  ServerConfig{Logf: t.Logf, IdleTimeout: -1},
-		Sockets: sm,
-		Listen:  func() (net.Listener, error) { sm.ID(l); return l, nil },
-		Schema:  schema,
-	})
+	return newKVKernelWith(t, sm, l, TaskConfig{Schema: schema})
+}
+
+// newKVKernelWith is newKVKernel with store and server settings (limits,
+// clock); the socket table, Listen, and a Logf and no idle timeout
+// where unset, are filled in.
+func newKVKernelWith(t *testing.T, sm *task.SocketMap, l net.Listener, cfg TaskConfig) *kvKernel {
+	t.Helper()
+	if cfg.Server.Logf == nil {
+		cfg.Server.Logf = t.Logf
+	}
+	if cfg.Server.IdleTimeout == 0 {
+		cfg.Server.IdleTimeout = -1
+	}
+	cfg.Sockets = sm
+	cfg.Listen = func() (net.Listener, error) { sm.ID(l); return l, nil }
+	kt, err := NewTask(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +55,7 @@ func newKVKernel(t *testing.T, sm *task.SocketMap, l net.Listener, schema uint32
 	if err := tab.Register(kt.Spec(), kt); err != nil {
 		t.Fatal(err)
 	}
-	return &kvKernel{tab: tab, kv: kt}
+	return &kvKernel{tab: tab, kv: kt, cfg: cfg}
 }
 
 // handover moves the kv task from old to a new kernel through a handoff
@@ -80,7 +92,9 @@ func handover(t *testing.T, old *kvKernel, sm *task.SocketMap, l net.Listener, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	nk := newKVKernel(t, sm, l, schema)
+	cfg := old.cfg
+	cfg.Schema = schema
+	nk := newKVKernelWith(t, sm, l, cfg)
 	rep := nk.tab.Restore(ds)
 	if rep.Err != nil || rep.Restored != 1 {
 		t.Fatalf("Restore: %+v", rep)
@@ -350,7 +364,9 @@ func TestKVRestoreFromV1(t *testing.T) {
 		return b.Bytes()
 	}
 	restore := func(p []byte, from uint32) *Task {
-		tk, err := NewTask(TaskConfig{Store: Config{Now: clk.Now}, Sockets: task.NewSocketMap()})
+		// The v2 task, also in a kv_schema1 build (whose default would
+		// read v1 only).
+		tk, err := NewTask(TaskConfig{Store: Config{Now: clk.Now}, Sockets: task.NewSocketMap(), Schema: CurrentSchema})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -472,8 +488,10 @@ func TestConnStateErrors(t *testing.T) {
 }
 
 // FuzzTaskState feeds arbitrary bytes to the task-state decoder (snapshot
-// of either version + connection block): no panic, only sentinel errors,
-// and what it accepts re-encodes to the same bytes.
+// of either version + connection block + optional stats block): no panic,
+// only sentinel errors, and what it accepts re-encodes to the same bytes
+// (a stats block of another length than this version's to the same
+// counters).
 //
 //	go test -run '^$' -fuzz FuzzTaskState ./apps/kv
 func FuzzTaskState(f *testing.F) {
@@ -482,16 +500,23 @@ func FuzzTaskState(f *testing.F) {
 	st.Store(ModeSet, "a", 1, 0, []byte("alpha"), 0)
 	st.Store(ModeSet, "b", 2, 100, nil, 0)
 	cs := &ConnState{Listeners: []task.SocketID{1}, Conns: []ConnRecord{{ID: 2, Pending: []byte("get a\r\nset"), Unwritten: []byte("END\r\n"), Discard: 5}}}
+	ss := sampleStats()
 	for v := uint32(1); v <= CurrentSchema; v++ {
 		var b bytes.Buffer
 		st.SaveVersion(&b, v)
 		b.Write(cs.Append(nil))
-		f.Add(b.Bytes())
+		f.Add(b.Bytes()) // no stats block, as written before it existed
 		f.Add(b.Bytes()[:b.Len()-3])
+		withStats := ss.Append(bytes.Clone(b.Bytes()))
+		f.Add(withStats)
+		f.Add(withStats[:len(withStats)-3])
+		f.Add(append(bytes.Clone(b.Bytes()), statsBlock(3, func(i int) uint64 { return uint64(i + 1) })...))
+		f.Add(append(bytes.Clone(b.Bytes()), statsBlock(statsCounters+2, func(i int) uint64 { return uint64(i + 1) })...))
+		f.Add(append(bytes.Clone(b.Bytes()), statsMagic...))
 	}
 	f.Add([]byte(connMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		state, conns, err := DecodeTaskState(bytes.NewReader(data))
+		ts, err := DecodeTaskState(bytes.NewReader(data))
 		if err != nil {
 			for _, s := range []error{ErrBadMagic, ErrVersion, ErrChecksum, ErrCorrupt, io.ErrUnexpectedEOF} {
 				if errors.Is(err, s) {
@@ -501,13 +526,20 @@ func FuzzTaskState(f *testing.F) {
 			t.Fatalf("error %v is none of the sentinels", err)
 		}
 		var again bytes.Buffer
-		if _, err := state.WriteTo(&again); err != nil {
+		if _, err := ts.Store.WriteTo(&again); err != nil {
 			t.Fatal(err)
 		}
-		again.Write(conns.Append(nil))
-		if !bytes.Equal(again.Bytes(), data) {
+		again.Write(ts.Conns.Append(nil))
+		if ts.Stats == nil {
+			if !bytes.Equal(again.Bytes(), data) {
+				t.Fatalf("re-encoding differs:\n got %x\nwant %x", again.Bytes(), data)
+			}
+			return
+		}
+		if !bytes.HasPrefix(data, again.Bytes()) {
 			t.Fatalf("re-encoding differs:\n got %x\nwant %x", again.Bytes(), data)
 		}
+		checkStatsReencoding(t, data[again.Len():], ts.Stats)
 	})
 }
 
