@@ -64,6 +64,14 @@ const exportDrainTimeout = 2 * time.Second
 // being closed. When Freeze returns, no frame delivery is in progress. The
 // apps must be quiesced before (the caller's task layer does that); GoLive
 // opens the gate again.
+//
+// A handshake in progress (SYN answered, final ACK not yet processed) is
+// not a connection the transfer can carry, and its client would be reset
+// by the next stack. So Freeze first stops answering connection requests
+// (their SYNs are dropped; the clients retransmit them to the next
+// kernel, Linux after 1 s) and waits, at most handshakeDrainTimeout, for
+// the handshakes in progress to complete; one still open then is
+// abandoned, and logged.
 func (s *Stack) Freeze() error {
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
@@ -71,8 +79,50 @@ func (s *Stack) Freeze() error {
 	if err != nil {
 		return err
 	}
+	g.holdSYN.Store(true)
+	deadline := time.Now().Add(handshakeDrainTimeout)
+	for {
+		n, err := s.pendingHandshakes()
+		if err != nil {
+			g.holdSYN.Store(false)
+			return fmt.Errorf("netstack: freeze: %w", err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			s.logf("netstack: freeze: %d TCP handshakes still in progress after %v; their clients will be reset", n, handshakeDrainTimeout)
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 	g.setMode(gateFrozen, nil)
 	return nil
+}
+
+// handshakeDrainTimeout bounds Freeze's wait for handshakes in progress:
+// a round trip to the client, generous for a slow (emulated) machine.
+const handshakeDrainTimeout = 500 * time.Millisecond
+
+// pendingHandshakes counts the handshakes in progress on every listener.
+func (s *Stack) pendingHandshakes() (int, error) {
+	s.mu.Lock()
+	var eps []*tcp.Endpoint
+	for _, e := range s.table.entries {
+		if te, ok := e.ep.(*tcp.Endpoint); ok && e.state.Kind == KindTCPListener {
+			eps = append(eps, te)
+		}
+	}
+	s.mu.Unlock()
+	total := 0
+	for _, ep := range eps {
+		n, err := tcpinternals.PendingHandshakes(ep)
+		if err != nil {
+			return 0, err
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // GoLive opens the NIC's gate: after ImportConns, or to resume a frozen

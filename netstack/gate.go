@@ -63,7 +63,13 @@ type gate struct {
 	// It must not block.
 	tap atomic.Pointer[func(frame []byte)]
 
-	droppedIn, discardedOut atomic.Uint64
+	// holdSYN drops connection requests (TCP segments with SYN and not
+	// ACK) while the gate is live: set from the start of a freeze, so
+	// that no handshake starts that the transfer could not carry. A
+	// client's SYN retransmission then reaches the next stack.
+	holdSYN atomic.Bool
+
+	droppedIn, discardedOut, heldSYNs atomic.Uint64
 }
 
 var _ stack.LinkEndpoint = (*gate)(nil)
@@ -88,6 +94,9 @@ func (g *gate) setMode(m gateMode, tap func(frame []byte)) {
 		g.tap.Store(nil)
 	}
 	g.mode.Store(uint32(m))
+	if m == gateLive {
+		g.holdSYN.Store(false)
+	}
 	g.rx.Unlock()
 }
 
@@ -100,7 +109,45 @@ func (g *gate) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *s
 		g.droppedIn.Add(1)
 		return
 	}
+	if g.holdSYN.Load() && isConnectionRequest(protocol, pkt) {
+		g.heldSYNs.Add(1)
+		return
+	}
 	g.Endpoint.DeliverNetworkPacket(protocol, pkt)
+}
+
+// isConnectionRequest reports whether pkt (link header consumed) is a TCP
+// segment with SYN set and ACK clear: the first segment of a handshake.
+// IPv6 segments behind extension headers are not recognized (they are
+// let through; the freeze's wait for handshakes covers them).
+func isConnectionRequest(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) bool {
+	var tcpOff int
+	switch protocol {
+	case header.IPv4ProtocolNumber:
+		b, ok := pkt.Data().PullUp(header.IPv4MinimumSize)
+		if !ok {
+			return false
+		}
+		ip := header.IPv4(b)
+		if ip.Protocol() != uint8(header.TCPProtocolNumber) || ip.FragmentOffset() != 0 {
+			return false
+		}
+		tcpOff = int(ip.HeaderLength())
+	case header.IPv6ProtocolNumber:
+		b, ok := pkt.Data().PullUp(header.IPv6MinimumSize)
+		if !ok || header.IPv6(b).NextHeader() != uint8(header.TCPProtocolNumber) {
+			return false
+		}
+		tcpOff = header.IPv6MinimumSize
+	default:
+		return false
+	}
+	b, ok := pkt.Data().PullUp(tcpOff + header.TCPMinimumSize)
+	if !ok {
+		return false
+	}
+	flags := header.TCP(b[tcpOff:]).Flags()
+	return flags.Contains(header.TCPFlagSyn) && !flags.Contains(header.TCPFlagAck)
 }
 
 // DeliverLinkPacket implements stack.NetworkDispatcher (packet sockets).

@@ -2,7 +2,7 @@
 // gVisor's TCP endpoint that a connection transfer needs and gVisor's API
 // does not expose: the sender's and receiver's sequence-space state, the
 // RTT estimator, the congestion state, the timestamp offset and the queued
-// send segments.
+// send segments; and, of a listener, how many handshakes are in progress.
 //
 // It is the only code in molt that knows gVisor's private layout. Every
 // field is found once, by name and exact type, with reflect (Check); from
@@ -26,6 +26,7 @@ import (
 	"strings"
 	"sync"
 
+	gsync "gvisor.dev/gvisor/pkg/sync"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
@@ -77,6 +78,8 @@ var fields = []field{
 	{"segment", "flags", "header.TCPFlags", "a queued FIN makes the connection unexportable in version 1"},
 	{"scoreboard", "maxSACKED", seqT, "highest SACKed sequence number, shifted on import"},
 	{"scoreboard", "smss", u16T, "sender MSS used for loss detection; follows the restored MSS"},
+	{"endpoint", "acceptMu", reflect.TypeOf(gsync.Mutex{}), "guards a listener's accept queue, for PendingHandshakes"},
+	{"endpoint", "acceptQueue.pendingEndpoints", "map[*tcp.Endpoint]struct {}", "a listener's handshakes in progress (SYN-RCVD), which a transfer cannot carry: the freeze waits for them"},
 }
 
 // layout holds the resolved offsets.
@@ -86,6 +89,7 @@ type layout struct {
 	rcvState, rcvWnd, rcvWUP                                      uintptr
 	segNext, segPkt, segSeq, segFlags                             uintptr
 	sbMaxSACKed, sbSMSS                                           uintptr
+	epAcceptMu, epPendingHandshakes                               uintptr
 
 	sndType, rcvType, ccType reflect.Type
 
@@ -155,6 +159,7 @@ func resolve(l *layout, list []field) error {
 	l.rcvState, l.rcvWnd, l.rcvWUP = o("receiver.TCPReceiverState"), o("receiver.rcvWnd"), o("receiver.rcvWUP")
 	l.segNext, l.segPkt, l.segSeq, l.segFlags = o("segment.segmentEntry.next"), o("segment.pkt"), o("segment.sequenceNumber"), o("segment.flags")
 	l.sbMaxSACKed, l.sbSMSS = o("scoreboard.maxSACKED"), o("scoreboard.smss")
+	l.epAcceptMu, l.epPendingHandshakes = o("endpoint.acceptMu"), o("endpoint.acceptQueue.pendingEndpoints")
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"unsafe"
 
+	gsync "gvisor.dev/gvisor/pkg/sync"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/seqnum"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -162,4 +163,19 @@ func (v View) SeqFields() map[string]seqnum.Value {
 	}
 	scanSeq(reflect.ValueOf(v.ep.TCPRcvBufState), "ep.TCPRcvBufState", out)
 	return out
+}
+
+// PendingHandshakes returns how many handshakes the listening endpoint ep
+// has in progress: SYNs answered whose final ACK has not been processed.
+// Unlike the View methods it needs no user lock: it takes the listener's
+// accept lock itself, as gVisor does when it reads the set.
+func PendingHandshakes(ep *tcp.Endpoint) (int, error) {
+	if err := Check(); err != nil {
+		return 0, err
+	}
+	p := unsafe.Pointer(ep)
+	mu := (*gsync.Mutex)(unsafe.Add(p, lay.epAcceptMu))
+	mu.Lock()
+	defer mu.Unlock()
+	return len(*(*map[*tcp.Endpoint]struct{})(unsafe.Add(p, lay.epPendingHandshakes))), nil
 }
