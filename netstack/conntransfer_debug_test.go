@@ -65,3 +65,28 @@ func containsPort(ports []uint16, p uint16) bool {
 	}
 	return false
 }
+
+// sendBackedUp reports whether some TCP connection of st has bytes in its
+// send queue that its peer's closed window keeps there.
+func sendBackedUp(st *Stack) bool {
+	for _, info := range st.List() {
+		if info.Kind != KindTCPConn {
+			continue
+		}
+		st.mu.Lock()
+		e := st.table.entries[info.ID]
+		st.mu.Unlock()
+		te, ok := e.ep.(*tcp.Endpoint)
+		if !ok {
+			continue
+		}
+		te.LockUser()
+		v, err := tcpinternals.Open(te)
+		held := err == nil && v.Sender().SndWnd == 0 && (v.Sender().SndUna != v.Sender().SndNxt || !v.SendQueueEmpty())
+		te.UnlockUser()
+		if held {
+			return true
+		}
+	}
+	return false
+}

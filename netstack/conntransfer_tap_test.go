@@ -583,7 +583,13 @@ func runScenario(t *testing.T, sc scenario, move func(t *testing.T, ns *netns.NS
 			p.paused.Store(true)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Wait until a paused peer has closed its window on bytes A still
+	// holds: those stay queued through the quiesce and the freeze
+	// whatever the machine's speed (a fixed pause let Linux absorb and
+	// acknowledge everything on a loaded host).
+	if err := waitFor(ctx, "a paused peer's echo backed up in A's send queue", func() bool { return sendBackedUp(a.st) }); err != nil {
+		t.Fatalf("%v\n%s", err, debugConns(a.st))
+	}
 	state := app.quiesce()
 	if err := app.firstErr(); err != nil {
 		t.Fatalf("app on A: %v", err)
