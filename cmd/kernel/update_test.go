@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"github.com/molt-os/molt/boot/layout"
+	"github.com/molt-os/molt/internal/memcload"
 	"github.com/molt-os/molt/internal/moltvm"
 	"github.com/molt-os/molt/internal/streamcheck"
+	"github.com/molt-os/molt/internal/testtool"
 	"github.com/molt-os/molt/qemu"
 	"github.com/molt-os/molt/qemu/netns"
 	updimage "github.com/molt-os/molt/updater/image"
@@ -75,6 +77,12 @@ func updateGuest(t *testing.T, img updatable) (*guest, *netns.NS) {
 // namespace and returns the new kernel's report.
 func pushImage(t *testing.T, ns *netns.NS, bundle string, quiesce time.Duration) (*push.Report, error) {
 	t.Helper()
+	return pushImageWith(t, ns, bundle, push.Options{QuiesceDeadline: quiesce})
+}
+
+// pushImageWith is pushImage with the client's options.
+func pushImageWith(t *testing.T, ns *netns.NS, bundle string, opts push.Options) (*push.Report, error) {
+	t.Helper()
 	b, err := os.ReadFile(bundle)
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +95,7 @@ func pushImage(t *testing.T, ns *netns.NS, bundle string, quiesce time.Duration)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(3 * time.Minute))
-	return push.Push(ctx, c, b, push.Options{QuiesceDeadline: quiesce}, nil)
+	return push.Push(ctx, c, b, opts, nil)
 }
 
 // kvItem is what the test stored and expects back.
@@ -146,7 +154,11 @@ func itemValue(i int) []byte {
 }
 
 // getsAll fetches k0..k(n-1) with gets and returns what came back.
-func (k *kvClient) getsAll(n int) (map[string]kvItem, error) {
+func (k *kvClient) getsAll(n int) (map[string]kvItem, error) { return k.getsPrefix("k", n) }
+
+// getsPrefix fetches prefix0..prefix(n-1) with gets and returns what came
+// back (absent keys are misses, not errors).
+func (k *kvClient) getsPrefix(prefix string, n int) (map[string]kvItem, error) {
 	k.c.SetDeadline(time.Now().Add(2 * time.Minute))
 	out := make(map[string]kvItem, n)
 	const batch = 200
@@ -154,7 +166,7 @@ func (k *kvClient) getsAll(n int) (map[string]kvItem, error) {
 		var b strings.Builder
 		b.WriteString("gets")
 		for i := base; i < min(base+batch, n); i++ {
-			fmt.Fprintf(&b, " k%d", i)
+			fmt.Fprintf(&b, " %s%d", prefix, i)
 		}
 		b.WriteString("\r\n")
 		if _, err := io.WriteString(k.c, b.String()); err != nil {
@@ -184,26 +196,125 @@ func (k *kvClient) getsAll(n int) (map[string]kvItem, error) {
 	return out, nil
 }
 
+// stats reads kv's general statistics (memcached's `stats`).
+func (k *kvClient) stats() (map[string]uint64, error) {
+	k.c.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(k.c, "stats\r\n"); err != nil {
+		return nil, err
+	}
+	out := make(map[string]uint64)
+	for {
+		line, err := k.r.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		if line == "END\r\n" {
+			return out, nil
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || f[0] != "STAT" {
+			return nil, fmt.Errorf("stats: %q", line)
+		}
+		if v, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+			out[f[1]] = v
+		}
+	}
+}
+
+// hitRate is get_hits / (get_hits + get_misses) of a stats reading.
+func hitRate(st map[string]uint64) float64 {
+	return float64(st["get_hits"]) / float64(st["get_hits"]+st["get_misses"])
+}
+
+// memcslapRun is one run of a memcslapLoop.
+type memcslapRun struct {
+	start, end time.Time
+	err        error
+}
+
+// memcslapLoop runs Debian's memcslap (get test: 4 connections, 200 new
+// pairs loaded, then 800 gets) against addr from the namespace, back to
+// back, until stop is closed or maxRuns have run, and delivers every run.
+// Each run loads new pairs (about 0.5 MB), which is why the count is
+// bounded: the kv state must fit the handoff region.
+func memcslapLoop(ctx context.Context, ns *netns.NS, bin, addr string, maxRuns int, stop <-chan struct{}) <-chan []memcslapRun {
+	out := make(chan []memcslapRun, 1)
+	go func() {
+		var runs []memcslapRun
+		defer func() { out <- runs }()
+		for len(runs) < maxRuns {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := memcslapRun{start: time.Now()}
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			_, r.err = memcload.Run(rctx, addr, memcload.Options{
+				Binary: bin, Concurrency: 4, ExecuteNumber: 200, Test: "get", Command: ns.Command,
+			})
+			cancel()
+			r.end = time.Now()
+			runs = append(runs, r)
+		}
+	}()
+	return out
+}
+
 // TestUpdate is the self-update's main claim: boot v1 (kv state schema
 // v1), load it with live sessions, push v2 (another version, kv schema
 // v2, so the kv state is migrated), and check that nothing was lost:
 // every echo stream (100 connections, both directions, checksummed) is
-// intact and none was reset, every kv item is there with its value and
-// CAS, the UDP socket still answers, and v2 reports itself.
+// intact and none was reset, memcslap runs through the update without an
+// error, every kv item is there with its value and CAS, kv's hit and miss
+// counters continue exactly (the same gets give the same hit rate after
+// as before), the UDP socket still answers, and v2 reports itself.
 func TestUpdate(t *testing.T) {
+	memcslap := testtool.Find(t, "libmemcached-tools", "memcslap", "memslap")
 	v1 := signedImage(t, "v1", kvSchema1)
 	v2 := signedImage(t, "v2")
 	g, ns := updateGuest(t, v1)
 	defer g.poweroff(t)
+	kvAddr := fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), kvPort)
 
-	const items = 10000
+	const items, absent = 10000, 1000
 	kv := dialKV(t, ns)
 	if err := kv.setMany(items); err != nil {
 		t.Fatal(err)
 	}
-	before, err := kv.getsAll(items)
-	if err != nil || len(before) != items {
-		t.Fatalf("before the update: %d items, %v", len(before), err)
+	// A first memcslap run shows the client works before anything moves.
+	if _, err := memcload.Run(t.Context(), kvAddr, memcload.Options{Binary: memcslap, Concurrency: 4, ExecuteNumber: 200, Test: "get", Command: ns.Command}); err != nil {
+		t.Fatalf("memcslap before the update: %v", err)
+	}
+	// The workload whose hit rate is compared: every item (hits) and
+	// keys that were never set (misses).
+	workload := func(when string) (map[string]kvItem, float64) {
+		t.Helper()
+		s0, err := kv.stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := kv.getsAll(items)
+		if err != nil || len(got) != items {
+			t.Fatalf("%s: %d items, %v", when, len(got), err)
+		}
+		if miss, err := kv.getsPrefix("absent", absent); err != nil || len(miss) != 0 {
+			t.Fatalf("%s: %d never-set keys found, %v", when, len(miss), err)
+		}
+		s1, err := kv.stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hits, misses := s1["get_hits"]-s0["get_hits"], s1["get_misses"]-s0["get_misses"]
+		if hits != items || misses != absent {
+			t.Errorf("%s: kv counted %d hits and %d misses for %d hits and %d misses", when, hits, misses, items, absent)
+		}
+		return got, float64(hits) / float64(hits+misses)
+	}
+	before, rateBefore := workload("before the update")
+	statsBefore, err := kv.stats()
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	udp, err := ns.Dial(t.Context(), "udp", fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort))
@@ -228,16 +339,47 @@ func TestUpdate(t *testing.T) {
 		}
 	}
 	time.Sleep(2 * time.Second)
-	rep, err := pushImage(t, ns, v2.bundle, 0)
+	// memcslap runs back to back from the end of the upload until the
+	// report; one run must be in progress when the old kernel begins to
+	// quiesce (the last progress message that arrives before the
+	// blackout: the later ones are written while the network is frozen
+	// and come from the new kernel's stack).
+	stopLoad := make(chan struct{})
+	var load <-chan []memcslapRun
+	var quiescing time.Time
+	rep, err := pushImageWith(t, ns, v2.bundle, push.Options{OnProgress: func(p push.Progress) {
+		switch {
+		case p.Stage == push.StageVerifying && load == nil:
+			load = memcslapLoop(t.Context(), ns, memcslap, kvAddr, 10, stopLoad)
+		case p.Stage == push.StageQuiescing && quiescing.IsZero():
+			quiescing = time.Now()
+		}
+	}})
+	close(stopLoad)
+	var runs []memcslapRun
+	if load != nil {
+		runs = <-load
+	}
 	if err != nil {
 		t.Fatalf("push v2: %v", err)
 	}
 	t.Logf("report:\n%s", rep)
+	spanned := false
+	for i, r := range runs {
+		t.Logf("memcslap run %d of %d: from %v to %v after quiescing began: %v", i+1, len(runs), r.start.Sub(quiescing), r.end.Sub(quiescing), r.err)
+		if r.err != nil {
+			t.Errorf("memcslap run %d failed: %v", i+1, r.err)
+		}
+		spanned = spanned || (r.start.Before(quiescing) && r.end.After(quiescing))
+	}
+	if !spanned {
+		t.Errorf("no memcslap run was in progress when quiescing began (%d runs)", len(runs))
+	}
 	if rep.Version != "v2" || rep.PrevVersion != "v1" || rep.Generation != 1 {
 		t.Errorf("report says version %q from %q, generation %d; want v2 from v1, 1", rep.Version, rep.PrevVersion, rep.Generation)
 	}
-	if rep.Restored.Tasks != 2 || rep.Restored.Items != items {
-		t.Errorf("report: %d tasks and %d items restored, want 2 (kv, echo) and %d", rep.Restored.Tasks, rep.Restored.Items, items)
+	if rep.Restored.Tasks != 2 || rep.Restored.Items < items {
+		t.Errorf("report: %d tasks and %d items restored, want 2 (kv, echo) and at least %d", rep.Restored.Tasks, rep.Restored.Items, items)
 	}
 	if !strings.Contains(strings.Join(rep.Lines, "\n"), "task kv: restored from schema v1") {
 		t.Errorf("kv was not restored from schema v1 (migrated):\n%s", strings.Join(rep.Lines, "\n"))
@@ -271,12 +413,28 @@ func TestUpdate(t *testing.T) {
 	if rep.Restored.Connections < conns+2 {
 		t.Errorf("report: %d sockets carried over, want at least %d", rep.Restored.Connections, conns+2)
 	}
-	after, err := kv.getsAll(items)
+	// kv's counters went on from where they were: the only gets since
+	// the reading before the update are memcslap's, all hits.
+	statsAfter, err := kv.stats()
 	if err != nil {
 		t.Fatalf("after the update, on the same kv connection: %v", err)
 	}
-	if len(after) != items {
-		t.Errorf("after the update %d of %d items are there", len(after), items)
+	var loadGets uint64
+	for range runs {
+		loadGets += 4 * 200
+	}
+	if statsAfter["get_hits"] != statsBefore["get_hits"]+loadGets || statsAfter["get_misses"] != statsBefore["get_misses"] {
+		t.Errorf("kv counters: %d hits, %d misses after the update; want %d+%d (memcslap) and %d", statsAfter["get_hits"], statsAfter["get_misses"], statsBefore["get_hits"], loadGets, statsBefore["get_misses"])
+	}
+	for _, name := range []string{"cmd_set", "total_items", "total_connections", "bytes_read", "bytes_written", "uptime"} {
+		if statsAfter[name] < statsBefore[name] {
+			t.Errorf("kv stat %s went from %d to %d across the update", name, statsBefore[name], statsAfter[name])
+		}
+	}
+	after, rateAfter := workload("after the update, on the same kv connection")
+	t.Logf("hit rate of the same gets: %.4f before, %.4f after the update", rateBefore, rateAfter)
+	if rateAfter != rateBefore {
+		t.Errorf("hit rate %.4f after the update, %.4f before", rateAfter, rateBefore)
 	}
 	for k, b := range before {
 		a, ok := after[k]

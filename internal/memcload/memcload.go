@@ -71,6 +71,10 @@ type Options struct {
 	// Flush sends flush_all before the run, so that earlier runs' pairs
 	// do not compete for the server's memory.
 	Flush bool
+	// Command, if not nil, makes the command that runs memcslap, for a
+	// client that must run elsewhere than in this process's network
+	// namespace (netns.NS.Command). Run sets its output and environment.
+	Command func(ctx context.Context, name string, args ...string) *exec.Cmd
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -176,7 +180,11 @@ func Run(ctx context.Context, addr string, o Options) (Result, error) {
 		return Result{}, fmt.Errorf("memcload: %v (install the package libmemcached-tools)", err)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, o.Binary, args...)
+	command := o.Command
+	if command == nil {
+		command = exec.CommandContext
+	}
+	cmd := command(ctx, o.Binary, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Env = []string{"PATH=/usr/bin:/bin"} // no MEMCACHED_SERVERS from the caller
 	cmd.WaitDelay = 2 * time.Second
