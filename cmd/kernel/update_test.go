@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -347,7 +348,11 @@ func TestUpdate(t *testing.T) {
 	stopLoad := make(chan struct{})
 	var load <-chan []memcslapRun
 	var quiescing time.Time
+	var stages []push.Stage
 	rep, err := pushImageWith(t, ns, v2.bundle, push.Options{OnProgress: func(p push.Progress) {
+		if len(stages) == 0 || stages[len(stages)-1] != p.Stage {
+			stages = append(stages, p.Stage)
+		}
 		switch {
 		case p.Stage == push.StageVerifying && load == nil:
 			load = memcslapLoop(t.Context(), ns, memcslap, kvAddr, 10, stopLoad)
@@ -364,6 +369,12 @@ func TestUpdate(t *testing.T) {
 		t.Fatalf("push v2: %v", err)
 	}
 	t.Logf("report:\n%s", rep)
+	// Every stage is reported, the old kernel's last words (saving,
+	// jumping: written while its network was frozen) through the new
+	// kernel's stack.
+	if want := []push.Stage{push.StageReceiving, push.StageVerifying, push.StageQuiescing, push.StageSaving, push.StageJumping}; !slices.Equal(stages, want) {
+		t.Errorf("progress stages %v, want %v", stages, want)
+	}
 	spanned := false
 	for i, r := range runs {
 		t.Logf("memcslap run %d of %d: from %v to %v after quiescing began: %v", i+1, len(runs), r.start.Sub(quiescing), r.end.Sub(quiescing), r.err)

@@ -170,11 +170,11 @@ type Stage uint32
 const (
 	StageReceiving Stage = 1 // done/total: bundle bytes received
 	StageVerifying Stage = 2
-	StageStaging   Stage = 3
+	StageStaging   Stage = 3 // reserved: this kernel stages while receiving
 	StageQuiescing Stage = 4 // done/total: tasks quiesced
 	StageSaving    Stage = 5
 	StageJumping   Stage = 6 // the last message from the old kernel
-	StageRestoring Stage = 7 // from the new kernel, before the report
+	StageRestoring Stage = 7 // reserved: from a new kernel, before the report
 )
 
 var stageNames = map[Stage]string{

@@ -152,7 +152,7 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 	}
 	var length int
 	if err := timed("save", func() (err error) {
-		length, err = s.save(region, img, slot, replyID, began.MonotonicNs, phases, opts.Targets)
+		length, err = s.save(region, img, slot, replyID, began.MonotonicNs, phases, opts.Targets, func() { progress("jump") })
 		return err
 	}); err != nil {
 		handoff.Invalidate(region)
@@ -161,7 +161,6 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 	// The save phase's own time cannot be inside the region it timed; the
 	// new kernel's report takes it from the jump stamps instead.
 	s.logf("update: saved %d bytes of state; jumping", length)
-	progress("jump")
 	if err := s.cfg.Network.Detach(); err != nil {
 		// The NIC is reset; the connections cannot be carried back into
 		// this kernel's stack either. Jumping is the way forward.
@@ -173,7 +172,13 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 }
 
 // save writes the whole handoff into region and returns its length.
-func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32, began uint64, phases []Phase, targets task.Targets) (int, error) {
+//
+// lastWords runs just before the network is exported: what it writes to
+// a carried connection (the "jumping" progress message) is in that
+// connection's send queue when the queues are saved, so the new kernel's
+// stack delivers it. Anything written after the export would be lost, as
+// the network is frozen.
+func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32, began uint64, phases []Phase, targets task.Targets, lastWords func()) (int, error) {
 	m := s.cfg.Machine
 	gen := s.generation + 1
 	enc, err := s.reg.NewEncoder(region, handoff.Header{Generation: gen, BuildID: m.BuildID()})
@@ -196,6 +201,7 @@ func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32
 	if err := enc.Add(handoff.TypeUpdate, PendingVersion, 0, p); err != nil {
 		return 0, fmt.Errorf("update section: %w", err)
 	}
+	lastWords()
 	if _, err := s.cfg.Network.Save(enc); err != nil {
 		return 0, fmt.Errorf("network: %w", err)
 	}
