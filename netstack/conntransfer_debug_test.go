@@ -67,7 +67,7 @@ func containsPort(ports []uint16, p uint16) bool {
 }
 
 // sendBackedUp reports whether some TCP connection of st has bytes in its
-// send queue that its peer's closed window keeps there.
+// send queue that its peer's exhausted window keeps there.
 func sendBackedUp(st *Stack) bool {
 	for _, info := range st.List() {
 		if info.Kind != KindTCPConn {
@@ -82,7 +82,14 @@ func sendBackedUp(st *Stack) bool {
 		}
 		te.LockUser()
 		v, err := tcpinternals.Open(te)
-		held := err == nil && v.Sender().SndWnd == 0 && (v.Sender().SndUna != v.Sender().SndNxt || !v.SendQueueEmpty())
+		// Window-limited (the peer's window, zero or tiny, is used up)
+		// with bytes queued: they cannot drain while the peer does not
+		// read.
+		held := false
+		if err == nil {
+			ss := v.Sender()
+			held = !v.SendQueueEmpty() && ss.SndUna.Size(ss.SndNxt) >= ss.SndWnd
+		}
 		te.UnlockUser()
 		if held {
 			return true
