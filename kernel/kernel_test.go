@@ -180,6 +180,18 @@ func TestVMReservations(t *testing.T) {
 	if !vmCovered(hint+g/32, hint+g/32+4096) || vmCovered(hint, hint+g/32) {
 		t.Errorf("vmCovered wrong after split")
 	}
+	// A range across two adjacent reservations is covered (the runtime
+	// maps heap spans across arena boundaries); one with a gap is not.
+	next := hint + 64<<20
+	if got := vmReserve(next, 64<<20); got != next {
+		t.Fatalf("vmReserve(adjacent) = %#x; want %#x", got, next)
+	}
+	if !vmCovered(next-8<<20, next+8<<20) {
+		t.Error("vmCovered: a range across two adjacent reservations is not covered")
+	}
+	if vmCovered(hint+g/64-4096, hint+g/32+4096) || vmCovered(next+56<<20, next+72<<20) {
+		t.Error("vmCovered: a range across a hole or past the end is covered")
+	}
 	// cut head and tail, then remove everything
 	if !vmUnreserve(hint, hint+4096) || vmOverlaps(hint, hint+4096) {
 		t.Errorf("head cut failed")
