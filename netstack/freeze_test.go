@@ -146,3 +146,56 @@ func TestFreezeAbandonsStuckHandshakes(t *testing.T) {
 		t.Error("the gate still holds connection requests after GoLive")
 	}
 }
+
+// TestGateHoldsFramesUntilLive: what a peer sends while the gate is closed
+// is held and delivered, in order, when the stack goes live (on a new
+// kernel: what peers sent during the jump), not dropped for the peer to
+// retransmit after a timeout.
+func TestGateHoldsFramesUntilLive(t *testing.T) {
+	a, b := staticPair(t)
+	_, ln, err := a.st.Listen("tcp4", "10.0.0.1:7")
+	if err != nil {
+		t.Fatalf("Listen: %v", err)
+	}
+	_, client, err := b.st.Dial(ctxTimeout(t, 10*time.Second), "tcp4", "10.0.0.1:7")
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer client.Close()
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	defer server.Close()
+	if err := a.st.Freeze(); err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	g, _ := a.st.gateLocked()
+	if _, err := client.Write([]byte("sent while frozen")); err != nil {
+		t.Fatalf("client write: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		g.heldMu.Lock()
+		n := len(g.held)
+		g.heldMu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the frozen gate held nothing of what the client sent")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := a.st.GoLive(); err != nil {
+		t.Fatalf("GoLive: %v", err)
+	}
+	if g.replayedIn.Load() == 0 {
+		t.Error("GoLive delivered none of the held frames")
+	}
+	server.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 64)
+	n, err := server.Read(buf)
+	if err != nil || string(buf[:n]) != "sent while frozen" {
+		t.Errorf("server read %q, %v; want what the client sent while the gate was closed", buf[:n], err)
+	}
+}

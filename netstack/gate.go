@@ -17,9 +17,10 @@ type gateMode uint32
 const (
 	// gateLive: everything passes; the normal state.
 	gateLive gateMode = iota
-	// gateFrozen: received frames are dropped and transmitted frames
-	// discarded, so the stack neither learns nor tells anything: the state
-	// of a stack being exported, or of a new one not yet live.
+	// gateFrozen: received frames are held back (delivered when the gate
+	// goes live, up to maxHeldFrames) and transmitted frames discarded,
+	// so the stack neither learns nor tells anything: the state of a
+	// stack being exported, or of a new one not yet live.
 	gateFrozen
 	// gateImport: as gateFrozen, but transmitted frames go to the
 	// importer's tap instead of being discarded, and the importer injects
@@ -69,8 +70,30 @@ type gate struct {
 	// client's SYN retransmission then reaches the next stack.
 	holdSYN atomic.Bool
 
-	droppedIn, discardedOut, heldSYNs atomic.Uint64
+	// heldMu guards held: frames received while the gate was not live,
+	// delivered in order when it opens (setMode(gateLive)). On a new
+	// kernel these are what peers sent during the jump (the host queues
+	// them for the NIC): delivered at go-live they spare each peer a
+	// retransmission timeout, which after a blackout of a second has
+	// backed off to several. Taken inside rx (exclusive) or alone.
+	heldMu sync.Mutex
+	// +checklocks:heldMu
+	held []heldFrame
+
+	droppedIn, discardedOut, heldSYNs, replayedIn atomic.Uint64
 }
+
+// heldFrame is a received frame kept for delivery at go-live; the gate
+// owns one reference to pkt.
+type heldFrame struct {
+	protocol tcpip.NetworkProtocolNumber
+	pkt      *stack.PacketBuffer
+}
+
+// maxHeldFrames bounds the frames kept while the gate is closed (about
+// 3 MiB of full-size frames); later ones are dropped, as a NIC's full
+// ring drops them.
+const maxHeldFrames = 2048
 
 var _ stack.LinkEndpoint = (*gate)(nil)
 var _ stack.NetworkDispatcher = (*gate)(nil)
@@ -96,6 +119,9 @@ func (g *gate) setMode(m gateMode, tap func(frame []byte)) {
 	g.mode.Store(uint32(m))
 	if m == gateLive {
 		g.holdSYN.Store(false)
+		// Before any frame received from now on (deliveries wait for
+		// rx), so the stack sees them in arrival order.
+		g.replayHeld()
 	}
 	g.rx.Unlock()
 }
@@ -106,7 +132,7 @@ func (g *gate) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *s
 	g.rx.RLock()
 	defer g.rx.RUnlock()
 	if g.getMode() != gateLive {
-		g.droppedIn.Add(1)
+		g.hold(protocol, pkt)
 		return
 	}
 	if g.holdSYN.Load() && isConnectionRequest(protocol, pkt) {
@@ -114,6 +140,48 @@ func (g *gate) DeliverNetworkPacket(protocol tcpip.NetworkProtocolNumber, pkt *s
 		return
 	}
 	g.Endpoint.DeliverNetworkPacket(protocol, pkt)
+}
+
+// hold keeps a frame received while the gate is closed, or drops it when
+// maxHeldFrames are kept already.
+func (g *gate) hold(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	if len(g.held) >= maxHeldFrames {
+		g.droppedIn.Add(1)
+		return
+	}
+	g.held = append(g.held, heldFrame{protocol, pkt.IncRef()})
+}
+
+// replayHeld delivers the held frames to the stack, oldest first.
+//
+// Preconditions: g.rx is held exclusively and the gate is live.
+func (g *gate) replayHeld() {
+	g.heldMu.Lock()
+	held := g.held
+	g.held = nil
+	g.heldMu.Unlock()
+	for _, h := range held {
+		if !(g.holdSYN.Load() && isConnectionRequest(h.protocol, h.pkt)) {
+			g.Endpoint.DeliverNetworkPacket(h.protocol, h.pkt)
+			g.replayedIn.Add(1)
+		}
+		h.pkt.DecRef()
+	}
+}
+
+// Close implements stack.LinkEndpoint: it closes the device, then lets go
+// of the frames still held.
+func (g *gate) Close() {
+	g.Endpoint.Close()
+	g.heldMu.Lock()
+	held := g.held
+	g.held = nil
+	g.heldMu.Unlock()
+	for _, h := range held {
+		h.pkt.DecRef()
+	}
 }
 
 // isConnectionRequest reports whether pkt (link header consumed) is a TCP
