@@ -42,20 +42,23 @@ type bootSample struct {
 }
 
 type benchResult struct {
-	Date    string       `json:"date"`
-	Accel   string       `json:"accel"`
-	Image   string       `json:"image"`
-	Samples []bootSample `json:"samples"`
-	KV      []kvResult   `json:"kv,omitempty"`
-	Net     *netResult   `json:"net,omitempty"`
+	Date    string         `json:"date"`
+	Accel   string         `json:"accel"`
+	Image   string         `json:"image"`
+	Samples []bootSample   `json:"samples"`
+	KV      []kvResult     `json:"kv,omitempty"`
+	Net     *netResult     `json:"net,omitempty"`
+	Update  []updateSample `json:"update,omitempty"`
 }
 
 // benchSuites are the parts of `molt bench`, in the order they run.
-var benchSuites = []string{"boot", "kv", "net"}
+var benchSuites = []string{"boot", "kv", "net", "update"}
 
 func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "bench [-suites boot,kv,net] [-n boots] [-accel auto|tcg|kvm] [-kv-rounds N] [-o results.json] [-svg dir]", stderr)
-	suites := fs.String("suites", strings.Join(benchSuites, ","), "comma-separated `suites` to run: boot (boot time, idle memory), kv (memcslap against molt and Linux+memcached), net (TCP round trips and throughput to a netns peer; needs root)")
+	fs := newFlags("bench", "bench [-suites boot,kv,net,update] [-n boots] [-accel auto|tcg|kvm] [-kv-rounds N] [-update-conns 1,100,1000] [-update-items 10000,200000] [-o results.json] [-svg dir]", stderr)
+	suites := fs.String("suites", strings.Join(benchSuites, ","), "comma-separated `suites` to run: boot (boot time, idle memory), kv (memcslap against molt and Linux+memcached), net (TCP round trips and throughput to a netns peer; needs root), update (self-update blackout vs a cold reboot; needs root)")
+	updConns := fs.String("update-conns", "1,100,1000", "update suite: `counts` of idle echo connections carried, each with 10,000 kv items")
+	updItems := fs.String("update-items", "10000,200000", "update suite: kv item `counts`, each with one connection (10,000 is covered by -update-conns)")
 	n := fs.Int("n", 7, "number of `boots` to measure")
 	accel := fs.String("accel", qemu.DefaultAccel, "QEMU accelerator: auto, tcg or kvm")
 	kvRounds := fs.Int("kv-rounds", 3, "measured memcslap `rounds` per kv target and test")
@@ -76,6 +79,14 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *netBytes < 1 || *netBytes > 1<<30 {
 		return fmt.Errorf("%w: -net-bytes %d out of range 1..1 GiB", errUsage, *netBytes)
+	}
+	updCfg := updateBenchConfig{Reboot: updateScenario{"reboot", 100, 10000}}
+	var err error
+	if updCfg.Conns, err = countList("-update-conns", *updConns, 1, 5000); err != nil {
+		return err
+	}
+	if updCfg.Items, err = countList("-update-items", *updItems, 1, 200000); err != nil {
+		return err
 	}
 	run := map[string]bool{}
 	for _, name := range strings.Split(*suites, ",") {
@@ -138,6 +149,17 @@ func cmdBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		res.Net = &nr
 		printNet(stdout, nr)
+	}
+	if run["update"] {
+		samples, err := benchUpdate(ctx, res.Accel, updCfg, logf)
+		if err != nil {
+			return fmt.Errorf("update suite: %w", err)
+		}
+		res.Update = samples
+		if !run["boot"] && !run["kv"] && len(samples) > 0 {
+			res.Accel = samples[0].accel
+		}
+		printUpdate(stdout, samples)
 	}
 	if *out != "" {
 		if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
@@ -256,4 +278,17 @@ var benchRows = []struct {
 	{"  of which kinit", "ms", func(s bootSample) float64 { return s.KinitMs }},
 	{"frames at ready", "KiB", func(s bootSample) float64 { return float64(s.ReadyKiB) }},
 	{"frames after 1 s idle", "KiB", func(s bootSample) float64 { return float64(s.IdleKiB) }},
+}
+
+// countList parses a comma-separated list of counts, each in lo..hi.
+func countList(flag, s string, lo, hi int) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("%w: %s: %q is not a count in %d..%d", errUsage, flag, f, lo, hi)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -78,7 +78,8 @@ func niceStep(raw float64) float64 {
 }
 
 // writeBenchSVGs draws the charts of the suites that ran into dir:
-// boot.svg (boot samples) and kv.svg (memcslap rounds).
+// boot.svg (boot samples), kv.svg (memcslap rounds) and update.svg (update
+// and reboot gaps).
 func writeBenchSVGs(dir string, r benchResult) error {
 	if len(r.Samples) > 0 {
 		if err := writeBenchSVG(filepath.Join(dir, "boot.svg"), r); err != nil {
@@ -86,9 +87,11 @@ func writeBenchSVGs(dir string, r benchResult) error {
 		}
 	}
 	if len(r.KV) > 0 {
-		return writeKVSVG(filepath.Join(dir, "kv.svg"), r)
+		if err := writeKVSVG(filepath.Join(dir, "kv.svg"), r); err != nil {
+			return err
+		}
 	}
-	return nil
+	return writeUpdateSVG(filepath.Join(dir, "update.svg"), r)
 }
 
 // writeKVSVG draws the kv rounds as a strip chart: one row per target and

@@ -69,6 +69,7 @@ func (s *Service) Boot(ctx context.Context) (*BootReport, error) {
 
 func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 	m := s.cfg.Machine
+	bootAt := m.Clock().MonotonicNs
 	region, err := m.Region()
 	if err != nil {
 		return nil, err
@@ -126,10 +127,14 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 		s.slot = -1
 	}
 	rep.Phases = append(rep.Phases, pending.Phases...)
+	rep.Phases = append(rep.Phases, s.handoverPhases(pending, bootAt)...)
 	if !rolledBack && s.prevSlot >= 0 {
 		// From here until the commit, a stop of this kernel returns to
 		// the previous image with the state it handed over.
-		if err := s.armRollback(region, r, pending); err != nil {
+		t0 := time.Now()
+		err := s.armRollback(region, r, pending)
+		rep.Phases = append(rep.Phases, Phase{"arm-rollback", time.Since(t0)})
+		if err != nil {
 			rep.Problems = errors.Join(rep.Problems, fmt.Errorf("no rollback to the previous image: %w", err))
 		} else {
 			rep.RollbackArmed = true
@@ -283,4 +288,43 @@ func (s *Service) commitAfter(d time.Duration) {
 	}
 	s.committed = true
 	s.logf("update: generation %d committed after %v", s.generation, d)
+}
+
+// handoverPhases times what happened between the old kernel's freeze and
+// this kernel's service start, from the monotonic clock that continues
+// across the jump: "save" (the old kernel writing the region, up to the
+// jump), "jump" (interrupts off, purgatory, copy, BSS, up to this kernel's
+// entry), "kinit", "boot" (runtime start, drivers, NIC, up to bootAt) and
+// "decode" (validating and decoding the handoff, until now). With the
+// phases before and after them they add up to the blackout.
+func (s *Service) handoverPhases(pending Pending, bootAt uint64) []Phase {
+	now := s.cfg.Machine.Clock().MonotonicNs
+	j, ok := s.cfg.Machine.PreviousJump()
+	if !ok {
+		return nil
+	}
+	entry := uint64(j.MonoAtEnd)
+	jump := j.Total - j.Kinit
+	decided := entry - uint64(jump)
+	frozen := pending.QuiesceBegan
+	for _, p := range pending.Phases {
+		if p.Name == "quiesce" || p.Name == "freeze" {
+			frozen += uint64(p.D)
+		}
+	}
+	span := func(a, b uint64) time.Duration {
+		if b < a {
+			return 0
+		}
+		return time.Duration(b - a)
+	}
+	var out []Phase
+	if pending.QuiesceBegan != 0 {
+		out = append(out, Phase{"save", span(frozen, decided)})
+	}
+	return append(out,
+		Phase{"jump", jump},
+		Phase{"kinit", j.Kinit},
+		Phase{"boot", span(entry+uint64(j.Kinit), bootAt)},
+		Phase{"decode", span(bootAt, now)})
 }

@@ -17,15 +17,16 @@ type KernelMachine struct {
 
 var _ Machine = KernelMachine{}
 
-func (KernelMachine) Slot(i int) ([]byte, uintptr, error) { return kernel.ImageSlot(i) }
-func (KernelMachine) Slots() int                          { return layout.ImageSlots }
-func (KernelMachine) Region() ([]byte, error)             { return kernel.HandoffRegion() }
-func (KernelMachine) Inherited() (int, bool)              { return kernel.Inherited() }
-func (KernelMachine) Clock() kernel.ClockReading          { return kernel.ReadClock() }
-func (KernelMachine) BuildID() [32]byte                   { return kernel.BuildIDBytes() }
-func (KernelMachine) Version() string                     { return kernel.Version() }
-func (KernelMachine) DisarmRollback()                     { kernel.DisarmRollback() }
-func (KernelMachine) RolledBack() (int, bool)             { return kernel.RolledBack() }
+func (KernelMachine) Slot(i int) ([]byte, uintptr, error)     { return kernel.ImageSlot(i) }
+func (KernelMachine) Slots() int                              { return layout.ImageSlots }
+func (KernelMachine) Region() ([]byte, error)                 { return kernel.HandoffRegion() }
+func (KernelMachine) Inherited() (int, bool)                  { return kernel.Inherited() }
+func (KernelMachine) Clock() kernel.ClockReading              { return kernel.ReadClock() }
+func (KernelMachine) BuildID() [32]byte                       { return kernel.BuildIDBytes() }
+func (KernelMachine) Version() string                         { return kernel.Version() }
+func (KernelMachine) DisarmRollback()                         { kernel.DisarmRollback() }
+func (KernelMachine) RolledBack() (int, bool)                 { return kernel.RolledBack() }
+func (KernelMachine) PreviousJump() (kernel.JumpReport, bool) { return kernel.PreviousJump() }
 
 func (m KernelMachine) ArmRollback(img *image.Image, slot, handoffLen int) error {
 	segs, err := m.segments(img, slot)

@@ -54,6 +54,9 @@ type Machine interface {
 	// Clock reads the clocks at one instant; monotonic time continues
 	// across jumps.
 	Clock() kernel.ClockReading
+	// PreviousJump returns the timings of the jump that started this
+	// kernel, if one did.
+	PreviousJump() (kernel.JumpReport, bool)
 	// BuildID and Version identify the running image.
 	BuildID() [32]byte
 	Version() string
