@@ -213,7 +213,9 @@ func (s *system) reportBoot() {
 	if !r.Warm {
 		s.logf("cold boot: %s", r.Cold)
 	} else {
-		if r.RolledBack {
+		if r.RolledBack && r.HealthFailed {
+			s.logf("rolled back: %s failed its health check before it committed; back on the previous image with the state %s had", r.From, r.From)
+		} else if r.RolledBack {
 			s.logf("rolled back: %s stopped with code %d before it committed; back on the previous image with the state it was handed", r.From, r.StopCode)
 		}
 		s.logf("warm boot: handoff generation %d from %s, blackout %v", r.Generation, r.From, r.Blackout.Round(time.Microsecond))

@@ -791,3 +791,71 @@ func TestUpdateRollback(t *testing.T) {
 		t.Fatalf("update after the rollback: %v, %v", rep, err)
 	}
 }
+
+// TestUpdateHealthRollback: a new kernel that runs but fails its health
+// check at the end of the health window (an image built with
+// molt_fail_health) hands its current state back to the previous image:
+// what clients did on the new kernel during the window (items stored, a
+// connection opened) is there on the old one, kv's state is written in the
+// schema the old image reads (v1), and no connection is reset.
+func TestUpdateHealthRollback(t *testing.T) {
+	v1 := signedImage(t, "v1", kvSchema1)
+	bad := signedImage(t, "v2-unhealthy", "molt_fail_health")
+	g, ns := updateGuest(t, v1)
+	defer g.poweroff(t)
+	kv := dialKV(t, ns)
+	if err := kv.setMany(300); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := pushImage(t, ns, bad.bundle, 0)
+	if err != nil || rep.Version != "v2-unhealthy" {
+		t.Fatalf("push: report %v, %v; want one from v2-unhealthy", rep, err)
+	}
+	// On the new kernel, inside its health window: more items, a new
+	// connection.
+	if _, err := io.WriteString(kv.c, "set during-window 0 0 5\r\nhello\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := kv.r.ReadString('\n'); err != nil || line != "STORED\r\n" {
+		t.Fatalf("set on the new kernel: %q, %v", line, err)
+	}
+	echoConn := dialAll(t, ns, fmt.Sprintf("%s:%d", ns.GuestIPv4.Addr(), echoPort), 1)[0]
+	echoConn.SetDeadline(time.Now().Add(5 * time.Minute))
+	echoOnce := func(when string) {
+		t.Helper()
+		msg := "echo " + when + "\n"
+		if _, err := io.WriteString(echoConn, msg); err != nil {
+			t.Fatalf("echo %s: %v", when, err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(echoConn, buf); err != nil || string(buf) != msg {
+			t.Fatalf("echo %s: %q, %v", when, buf, err)
+		}
+	}
+	echoOnce("on the new kernel")
+
+	const back = "molt: rolled back: v2-unhealthy failed its health check before it committed"
+	for deadline := time.Now().Add(3 * time.Minute); !strings.Contains(g.Console.String(), back); {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rollback within 3 minutes; console lacks %q", back)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, w := range []string{"failed its health check after 2s: deliberate health check failure", "restored: task kv restored (schema v1"} {
+		if !strings.Contains(g.Console.String(), w) {
+			t.Errorf("console lacks %q", w)
+		}
+	}
+	got, err := kv.getsAll(300)
+	if err != nil || len(got) != 300 {
+		t.Fatalf("after the rollback, same kv connection: %d of 300 items, %v", len(got), err)
+	}
+	if _, err := io.WriteString(kv.c, "get during-window\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := kv.r.ReadString('\n'); err != nil || line != "VALUE during-window 0 5\r\n" {
+		t.Fatalf("the item stored on the new kernel, after the rollback: %q, %v", line, err)
+	}
+	echoOnce("after the rollback")
+	g.shell(t, "services", "echo :7007")
+}

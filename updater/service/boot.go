@@ -38,6 +38,9 @@ type BootReport struct {
 	// StopCode is the code it stopped with.
 	RolledBack bool
 	StopCode   int
+	// HealthFailed is set, with RolledBack, when the newer kernel was
+	// running but failed its health check and handed its state back.
+	HealthFailed bool
 	// RollbackArmed says whether this kernel will return to the previous
 	// image if it stops before the commit.
 	RollbackArmed bool
@@ -106,6 +109,7 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 	rolledBack := r.Flags&handoff.FlagRollback != 0
 	if code, ok := m.RolledBack(); ok || rolledBack {
 		rep.RolledBack, rep.StopCode = true, code
+		rep.HealthFailed = !ok
 	}
 	if last := s.history.Last(); last != nil {
 		switch {
@@ -274,6 +278,64 @@ func (s *Service) findOwnSlot() int {
 // region is invalidated, so that a later reset cannot replay it.
 func (s *Service) commitAfter(d time.Duration) {
 	time.Sleep(d)
+	if err := s.healthy(); err != nil {
+		s.logf("update: generation %d failed its health check after %v: %v; handing the state back to the previous image", s.generation, d, err)
+		err := s.rollBack(context.Background())
+		// Not reached if the rollback jumped.
+		s.logf("update: rollback to the previous image: %v; running on, uncommitted (a stop still returns to the previous image)", err)
+		return
+	}
+	s.commit(d)
+}
+
+// healthy runs the health check: the configured one, and the test hook
+// of images built with molt_fail_health.
+func (s *Service) healthy() error {
+	if failHealth {
+		return errors.New("deliberate health check failure (built with molt_fail_health)")
+	}
+	if s.cfg.Health != nil {
+		return s.cfg.Health()
+	}
+	return nil
+}
+
+// rollBack hands the current state back to the previous image, as an
+// update to it: the tasks are quiesced and saved in the schema versions
+// the previous image wrote (and so reads), the connections carried, and
+// the handoff flagged as a rollback, so that the previous image does not
+// arm a return to this one and its report says what happened. Unlike the
+// armed rollback of a panic, whatever changed since this kernel resumed
+// (items stored, connections opened) goes back with it. It returns only
+// if that could not be done; the armed rollback then stays armed.
+func (s *Service) rollBack(ctx context.Context) error {
+	s.mu.Lock()
+	prevSlot, committed := s.prevSlot, s.committed
+	s.mu.Unlock()
+	if committed || prevSlot < 0 {
+		return errors.New("no previous image to return to")
+	}
+	mem, _, err := s.cfg.Machine.Slot(prevSlot)
+	if err != nil {
+		return err
+	}
+	h, err := image.ReadHeaderPrefix(mem)
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", prevSlot, err)
+	}
+	prev, err := image.Inspect(mem[:h.Len])
+	if err != nil {
+		return fmt.Errorf("slot %d: %w", prevSlot, err)
+	}
+	var targets task.Targets
+	if pt := s.cfg.Tasks.Previous(); pt != nil {
+		targets = pt.Targets()
+	}
+	return s.Update(ctx, prev, prevSlot, Options{Targets: targets, rollback: true})
+}
+
+// commit makes the update that started this kernel final.
+func (s *Service) commit(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.committed {

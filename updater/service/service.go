@@ -114,6 +114,11 @@ type Config struct {
 	// HealthWindow is how long a new kernel runs before it commits the
 	// update (invalidates the region); 0 means DefaultHealthWindow.
 	HealthWindow time.Duration
+	// Health, if not nil, says at the end of the health window whether
+	// this kernel is fit to commit: an error makes it hand its current
+	// state back to the previous image instead (a rollback done as an
+	// update, so nothing that happened during the window is lost).
+	Health func() error
 	// Logf receives progress lines; nil discards them.
 	Logf func(format string, args ...any)
 }

@@ -87,6 +87,12 @@ type Options struct {
 	// Phases are steps the caller already timed (upload, verify); the
 	// report lists them first.
 	Phases []Phase
+
+	// rollback marks a return to the previous image after a failed
+	// health check (rollBack): the handoff is flagged FlagRollback, the
+	// pending history entry is recorded as rolled back rather than a new
+	// one added, and no slot is named to come back to.
+	rollback bool
 }
 
 // Update replaces the running kernel with img, staged in slot by the
@@ -152,7 +158,7 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 	}
 	var length int
 	if err := timed("save", func() (err error) {
-		length, err = s.save(region, img, slot, replyID, began.MonotonicNs, phases, opts.Targets, func() { progress("jump") })
+		length, err = s.save(region, img, slot, replyID, began.MonotonicNs, phases, opts, func() { progress("jump") })
 		return err
 	}); err != nil {
 		handoff.Invalidate(region)
@@ -178,15 +184,19 @@ func (s *Service) Update(ctx context.Context, img *image.Image, slot int, opts O
 // connection's send queue when the queues are saved, so the new kernel's
 // stack delivers it. Anything written after the export would be lost, as
 // the network is frozen.
-func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32, began uint64, phases []Phase, targets task.Targets, lastWords func()) (int, error) {
+func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32, began uint64, phases []Phase, opts Options, lastWords func()) (int, error) {
 	m := s.cfg.Machine
 	gen := s.generation + 1
-	enc, err := s.reg.NewEncoder(region, handoff.Header{Generation: gen, BuildID: m.BuildID()})
+	hdr := handoff.Header{Generation: gen, BuildID: m.BuildID()}
+	if opts.rollback {
+		hdr.Flags |= handoff.FlagRollback
+	}
+	enc, err := s.reg.NewEncoder(region, hdr)
 	if err != nil {
 		return 0, err
 	}
 	prev := uint32(NoSlot)
-	if s.slot >= 0 {
+	if s.slot >= 0 && !opts.rollback {
 		prev = uint32(s.slot)
 	}
 	var listenID uint32
@@ -205,16 +215,20 @@ func (s *Service) save(region []byte, img *image.Image, slot int, replyID uint32
 	if _, err := s.cfg.Network.Save(enc); err != nil {
 		return 0, fmt.Errorf("network: %w", err)
 	}
-	if _, err := s.cfg.Tasks.Save(enc, targets); err != nil {
+	if _, err := s.cfg.Tasks.Save(enc, opts.Targets); err != nil {
 		return 0, fmt.Errorf("tasks: %w", err)
 	}
 	now := m.Clock()
 	hist := handoff.History{Entries: slices.Clone(s.history.Entries)}
-	hist.Add(handoff.HistoryEntry{
-		Generation: gen, FromVersion: m.Version(), ToVersion: img.Version,
-		FromBuild: m.BuildID(), ToBuild: img.BuildID,
-		StartedNs: now.WallNs, HandoffNs: now.WallNs, Outcome: handoff.OutcomePending,
-	})
+	if last := hist.Last(); opts.rollback && last != nil {
+		last.Outcome = handoff.OutcomeRolledBack
+	} else {
+		hist.Add(handoff.HistoryEntry{
+			Generation: gen, FromVersion: m.Version(), ToVersion: img.Version,
+			FromBuild: m.BuildID(), ToBuild: img.BuildID,
+			StartedNs: now.WallNs, HandoffNs: now.WallNs, Outcome: handoff.OutcomePending,
+		})
+	}
 	hb, err := hist.Append(nil)
 	if err != nil {
 		return 0, err
