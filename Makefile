@@ -55,7 +55,9 @@ conformance: deps
 
 # make bench: boot time and idle memory of the default image; kv throughput
 # and latency against Debian's memcached in a Linux guest (same QEMU, same
-# forwarding); TCP round trips and throughput to a netns peer (root). See
+# forwarding); TCP round trips and throughput to a netns peer (root); the
+# self-update's blackout at 1/100/1,000 connections and 10k/200k items
+# against a cold reboot (root). See
 # docs/performance.md; `go run ./tools/molt bench -svg docs/perf` redraws
 # its charts.
 bench: deps

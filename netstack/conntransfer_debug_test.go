@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"fmt"
+	"iter"
 	"reflect"
 	"strings"
 
@@ -15,18 +16,8 @@ import (
 // remote port is in ports (all if empty), for failure messages.
 func debugConns(st *Stack, ports ...uint16) string {
 	var b strings.Builder
-	for _, info := range st.List() {
-		if info.Kind != KindTCPConn {
-			continue
-		}
+	for info, te := range tcpConns(st) {
 		if len(ports) > 0 && !containsPort(ports, info.Remote.Port()) {
-			continue
-		}
-		st.mu.Lock()
-		e := st.table.entries[info.ID]
-		st.mu.Unlock()
-		te, ok := e.ep.(*tcp.Endpoint)
-		if !ok {
 			continue
 		}
 		te.LockUser()
@@ -69,17 +60,7 @@ func containsPort(ports []uint16, p uint16) bool {
 // sendBackedUp reports whether some TCP connection of st has bytes in its
 // send queue that its peer's exhausted window keeps there.
 func sendBackedUp(st *Stack) bool {
-	for _, info := range st.List() {
-		if info.Kind != KindTCPConn {
-			continue
-		}
-		st.mu.Lock()
-		e := st.table.entries[info.ID]
-		st.mu.Unlock()
-		te, ok := e.ep.(*tcp.Endpoint)
-		if !ok {
-			continue
-		}
+	for _, te := range tcpConns(st) {
 		te.LockUser()
 		v, err := tcpinternals.Open(te)
 		// Window-limited (the peer's window, zero or tiny, is used up)
@@ -96,4 +77,24 @@ func sendBackedUp(st *Stack) bool {
 		}
 	}
 	return false
+}
+
+// tcpConns iterates over st's TCP connections and their gVisor endpoints.
+func tcpConns(st *Stack) iter.Seq2[SocketInfo, *tcp.Endpoint] {
+	return func(yield func(SocketInfo, *tcp.Endpoint) bool) {
+		for _, info := range st.List() {
+			if info.Kind != KindTCPConn {
+				continue
+			}
+			st.mu.Lock()
+			e, ok := st.table.entries[info.ID]
+			st.mu.Unlock()
+			if !ok {
+				continue
+			}
+			if te, ok := e.ep.(*tcp.Endpoint); ok && !yield(info, te) {
+				return
+			}
+		}
+	}
 }

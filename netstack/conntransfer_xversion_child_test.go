@@ -393,19 +393,9 @@ func (c *xvChild) importTable(ctx context.Context, req xvReq) (xvResp, error) {
 // unreadBytes sums the receive queues of the stack's table connections
 // (the un-accepted connection is not in the table).
 func (c *xvChild) unreadBytes() int {
-	st := c.ts.st
 	n := 0
-	for _, info := range st.List() {
-		if info.Kind != KindTCPConn {
-			continue
-		}
-		st.mu.Lock()
-		e := st.table.entries[info.ID]
-		st.mu.Unlock()
-		if e == nil {
-			continue
-		}
-		if q, err := e.ep.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil {
+	for _, te := range tcpConns(c.ts.st) {
+		if q, err := te.GetSockOptInt(tcpip.ReceiveQueueSizeOption); err == nil {
 			n += q
 		}
 	}
