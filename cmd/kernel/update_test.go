@@ -525,6 +525,23 @@ func TestUpdateRefusals(t *testing.T) {
 		ph := e[le.Uint64(e[0x20:])+uint64(last)*uint64(le.Uint16(e[0x36:])):]
 		le.PutUint64(ph[0x28:], layout.HandoffBase+0x1000-ef.Progs[last].Vaddr) // p_memsz
 	})
+	// Turn the PT_GNU_STACK header into a one-page PT_LOAD (BSS only) in
+	// the boot area, at the purgatory's pages; the real segments, their
+	// symbols and the entry point stay as they are.
+	bootArea := crafted("boot-area.img", func(ef *elf.File, e []byte) {
+		for i, p := range ef.Progs {
+			if p.Type == elf.PT_GNU_STACK {
+				ph := e[le.Uint64(e[0x20:])+uint64(i)*uint64(le.Uint16(e[0x36:])):]
+				le.PutUint32(ph[0x00:], uint32(elf.PT_LOAD))
+				le.PutUint64(ph[0x10:], 0x8000) // p_vaddr
+				le.PutUint64(ph[0x18:], 0x8000) // p_paddr
+				le.PutUint64(ph[0x28:], 0x1000) // p_memsz
+				le.PutUint64(ph[0x30:], 0x1000) // p_align
+				return
+			}
+		}
+		t.Fatal("no PT_GNU_STACK header to turn into a segment")
+	})
 	// Grow the first PT_LOAD (text) over the next one.
 	selfOverlap := crafted("self-overlap.img", func(ef *elf.File, e []byte) {
 		var loads []int
@@ -568,6 +585,7 @@ func TestUpdateRefusals(t *testing.T) {
 		{"unknown key", write("foreign.img", foreign), push.CodeUnknownKey},
 		{"not a bundle", v1.elf, push.CodeBadImage},
 		{"wrong architecture", wrongArch, push.CodeWrongArch},
+		{"segment in the boot area", bootArea, push.CodeBadLayout},
 		{"segment over the handoff region", overlap, push.CodeBadLayout},
 		{"segments over each other", selfOverlap, push.CodeBadLayout},
 		{"handoff format", format, push.CodeHandoff},
