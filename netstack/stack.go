@@ -157,6 +157,22 @@ func New(cfg Config) (*Stack, error) {
 		gs.Destroy()
 		return nil, fmt.Errorf("netstack: enable SACK: %s", err)
 	}
+	// Receive windows stay below 64 KiB, so TCP window scaling is 0.
+	// With a scale, gVisor rounds the window it advertises down to the
+	// scale's granularity, then judges a peer's segment against the
+	// rounded window and drops one that is outside it together with its
+	// acknowledgment: when its buffer fills, a segment the peer sent up
+	// to an edge advertised earlier is dropped, every later ACK of the
+	// peer too, and a connection whose both directions are full stalls
+	// for good (docs/netstack.md; seen in TestTransferTAP1 and
+	// TestTCPEchoIPv4). Without scaling the edge is exact. 64 KiB per
+	// round trip is far above what the guest moves under TCG, and enough
+	// for a LAN; it limits long-distance bulk transfers.
+	rcvBuf := tcpip.TCPReceiveBufferSizeRangeOption{Min: 4 << 10, Default: maxReceiveWindow, Max: maxReceiveWindow}
+	if err := gs.SetTransportProtocolOption(tcp.ProtocolNumber, &rcvBuf); err != nil {
+		gs.Destroy()
+		return nil, fmt.Errorf("netstack: receive buffer sizes: %s", err)
+	}
 	if err := addLoopback(gs); err != nil {
 		gs.Destroy()
 		return nil, err
@@ -416,3 +432,7 @@ func (s *Stack) Shutdown() {
 	close(s.done)
 	s.wg.Wait()
 }
+
+// maxReceiveWindow is every TCP socket's receive buffer: the largest
+// window without window scaling (see New).
+const maxReceiveWindow = 0xffff
