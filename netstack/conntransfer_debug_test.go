@@ -29,7 +29,11 @@ func debugConns(st *Stack, ports ...uint16) string {
 		}
 		ss, rs := v.Sender(), v.Receiver()
 		memUsed := reflect.ValueOf(te).Elem().FieldByName("rcvMemUsed").FieldByName("value").Int()
-		fmt.Fprintf(&b, "rcvMemUsed=%d rcvbuf=%d inboundQueued=%v stats=%+v\n", memUsed, te.SocketOptions().GetReceiveBufferSize(), v.InboundQueued(), te.Stats())
+		// The endpoint's counters are read one by one (atomically):
+		// printing the stats struct with %v would race with the stack.
+		es := te.Stats().(*tcp.Stats)
+		fmt.Fprintf(&b, "rcvMemUsed=%d rcvbuf=%d inboundQueued=%v segments in=%d out=%d retransmits=%d\n", memUsed, te.SocketOptions().GetReceiveBufferSize(), v.InboundQueued(),
+			es.SegmentsReceived.Value(), es.SegmentsSent.Value(), es.SendErrors.Retransmits.Value())
 		fmt.Fprintf(&b, "%s: una=%d nxt=%d wnd=%d(<<%d) cwnd=%d ssthresh=%d outstanding=%d rto=%v | rcvnxt=%d rcvacc=%d rcvwnd=%d wup=%d scale=%d rcvbufused=%d sndbufused=%d\n",
 			info, ss.SndUna, ss.SndNxt, ss.SndWnd, ss.SndWndScale, ss.SndCwnd, ss.Ssthresh, ss.Outstanding, ss.RTO,
 			rs.RcvNxt, rs.RcvAcc, *v.RcvWnd(), *v.RcvWUP(), rs.RcvWndScale, te.RcvBufUsed, te.SocketOptions().GetSendBufferSize())
