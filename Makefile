@@ -81,6 +81,13 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzTaskState -fuzztime $(FUZZTIME) ./apps/kv
 	$(GO) test -run '^$$' -fuzz FuzzStatsState -fuzztime $(FUZZTIME) ./apps/kv
 	$(GO) test -run '^$$' -fuzz FuzzEchoState -fuzztime $(FUZZTIME) ./apps/echo
+	$(GO) test -run '^$$' -fuzz FuzzParseRequest -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzParseReply -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzServerMessages -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzClientMessages -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzChannelState -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzChannelProcess -fuzztime $(FUZZTIME) ./apps/quake/qw
+	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) -fuzzminimizetime 1s ./apps/quake/bsp
 
 # deps installs what the tests run as real peers, through apt-get, when a
 # command is missing: QEMU, libmemcached-tools (memcapable, memcslap),
