@@ -31,40 +31,36 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // it does not understand, so it must treat the error as fatal for the
 // connection, as Quake clients do ("Illegible server message").
 func ParseServerMessages(payload []byte) ([]ServerMessage, error) {
-	r := NewReader(payload)
-	var msgs []ServerMessage
-	for r.Len() > 0 {
-		start := r.Offset()
-		op := SvcOp(r.Byte())
-		m := newServerMessage(op)
-		if m == nil {
-			return msgs, &ParseError{Offset: start, Op: op.String(), Index: len(msgs), Err: ErrUnknownMessage}
-		}
-		m.decode(r)
-		if err := r.Err(); err != nil {
-			return msgs, &ParseError{Offset: start, Op: op.String(), Index: len(msgs), Err: err}
-		}
-		msgs = append(msgs, m)
-	}
-	return msgs, nil
+	return parseMessages(payload, func(b byte) (ServerMessage, string) {
+		op := SvcOp(b)
+		return newServerMessage(op), op.String()
+	})
 }
 
 // ParseClientMessages splits a client-to-server netchan payload into its
 // messages, like ParseServerMessages. A server drops a client whose
 // payload does not parse (mvdsv: "SV_ReadClientMessage: badread").
 func ParseClientMessages(payload []byte) ([]ClientMessage, error) {
+	return parseMessages(payload, func(b byte) (ClientMessage, string) {
+		op := ClcOp(b)
+		return newClientMessage(op), op.String()
+	})
+}
+
+// parseMessages walks payload for either direction: byOp returns a zero
+// message for an operation byte (nil if unknown) and the operation's name.
+func parseMessages[M interface{ decode(*Reader) }](payload []byte, byOp func(byte) (M, string)) ([]M, error) {
 	r := NewReader(payload)
-	var msgs []ClientMessage
+	var msgs []M
 	for r.Len() > 0 {
 		start := r.Offset()
-		op := ClcOp(r.Byte())
-		m := newClientMessage(op)
-		if m == nil {
-			return msgs, &ParseError{Offset: start, Op: op.String(), Index: len(msgs), Err: ErrUnknownMessage}
+		m, name := byOp(r.Byte())
+		if any(m) == nil {
+			return msgs, &ParseError{Offset: start, Op: name, Index: len(msgs), Err: ErrUnknownMessage}
 		}
 		m.decode(r)
 		if err := r.Err(); err != nil {
-			return msgs, &ParseError{Offset: start, Op: op.String(), Index: len(msgs), Err: err}
+			return msgs, &ParseError{Offset: start, Op: name, Index: len(msgs), Err: err}
 		}
 		msgs = append(msgs, m)
 	}
