@@ -92,9 +92,12 @@ fuzz:
 # deps installs what the tests run as real peers, through apt-get, when a
 # command is missing: QEMU, libmemcached-tools (memcapable, memcslap),
 # memcached (the kv benchmark's reference) and iputils-ping.
-DEPS := qemu-system-x86_64:qemu-system-x86 memccapable:libmemcached-tools memcslap:libmemcached-tools memcached:memcached ping:iputils-ping
+# Each entry is a command (looked up on $PATH) or an absolute path, then the
+# Debian package that provides it.
+DEPS := qemu-system-x86_64:qemu-system-x86 memccapable:libmemcached-tools memcslap:libmemcached-tools memcached:memcached ping:iputils-ping \
+	/usr/games/mvdsv:mvdsv /usr/lib/quakeworld/ktx/qwprogs.so:ktx quakestat:qstat
 deps:
-	@missing=$$(for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || echo $${d#*:}; done | sort -u); \
+	@missing=$$(for d in $(DEPS); do command -v $${d%%:*} >/dev/null 2>&1 || test -e $${d%%:*} || echo $${d#*:}; done | sort -u); \
 	if [ -n "$$missing" ]; then \
 		echo "installing" $$missing "(apt-get)"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

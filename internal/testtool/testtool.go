@@ -35,6 +35,25 @@ func Find(t testing.TB, pkg string, names ...string) string {
 	return ""
 }
 
+// FindFile returns the first of paths that exists, or skips (fails under
+// MOLT_REQUIRE_TOOLS=1) the test, naming pkg as the Debian package that
+// provides it: for peers that are not commands (a game library, a data
+// file).
+func FindFile(t testing.TB, pkg string, paths ...string) string {
+	t.Helper()
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	msg := "none of " + strings.Join(paths, ", ") + " exists; install them with `apt-get install -y " + pkg + "`"
+	if os.Getenv("MOLT_REQUIRE_TOOLS") == "1" {
+		t.Fatalf("%s (MOLT_REQUIRE_TOOLS=1)", msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
 // Run runs the command that mk builds for a context bounded by timeout (so
 // that a wedged peer or server cannot hang the test), and returns its
 // stdout, stderr and exit error. A command still running at the deadline
