@@ -330,6 +330,17 @@ func checkLayout(segs []Segment) error {
 	return nil
 }
 
+// InspectSlot is Inspect for a bundle lying at the start of an image store
+// slot, followed by whatever the slot held before: its header says how
+// long it is.
+func InspectSlot(slot []byte) (*Image, error) {
+	h, err := ReadHeaderPrefix(slot)
+	if err != nil {
+		return nil, err
+	}
+	return Inspect(slot[:h.Len])
+}
+
 // Inspect parses a bundle without authenticating it: for an image this
 // kernel already trusted, such as the previous image still in its image
 // store slot, which a rollback returns to. The header, the ELF structure

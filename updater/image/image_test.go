@@ -451,4 +451,12 @@ func TestInspect(t *testing.T) {
 	if _, err := Inspect(b[:len(b)-1]); !errors.Is(err, ErrFormat) {
 		t.Errorf("Inspect of a truncated bundle: %v; want ErrFormat", err)
 	}
+	// In a slot, the bundle is followed by what the slot held before.
+	slot := append(bytes.Clone(b), bytes.Repeat([]byte{0xaa}, 4096)...)
+	if im, err := InspectSlot(slot); err != nil || im.BuildID != v.BuildID {
+		t.Errorf("InspectSlot(bundle + old bytes) = %v, %v; want the bundle's image", im, err)
+	}
+	if _, err := InspectSlot(make([]byte, 4096)); err == nil {
+		t.Error("InspectSlot of an empty slot: no error")
+	}
 }

@@ -44,11 +44,7 @@ func Slot(i int) (*image.Image, []kernel.Segment, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := image.ReadHeaderPrefix(mem)
-	if err != nil {
-		return nil, nil, fmt.Errorf("slot %d: %w", i, err)
-	}
-	img, err := image.Inspect(mem[:h.Len])
+	img, err := image.InspectSlot(mem)
 	if err != nil {
 		return nil, nil, fmt.Errorf("slot %d: %w", i, err)
 	}

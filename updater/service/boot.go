@@ -199,20 +199,9 @@ func (s *Service) boot(ctx context.Context) (*BootReport, error) {
 // from a copy of the region.
 func (s *Service) armRollback(region []byte, r *handoff.Region, pending Pending) error {
 	m := s.cfg.Machine
-	mem, _, err := m.Slot(s.prevSlot)
+	prev, err := s.previousImage(s.prevSlot)
 	if err != nil {
 		return err
-	}
-	h, err := image.ReadHeaderPrefix(mem)
-	if err != nil {
-		return fmt.Errorf("slot %d: %w", s.prevSlot, err)
-	}
-	prev, err := image.Inspect(mem[:h.Len])
-	if err != nil {
-		return fmt.Errorf("slot %d: %w", s.prevSlot, err)
-	}
-	if last := s.history.Last(); last == nil || last.FromBuild != prev.BuildID {
-		return fmt.Errorf("slot %d holds image %x, not the one that handed over", s.prevSlot, prev.BuildID[:8])
 	}
 	hist := handoff.History{Entries: append([]handoff.HistoryEntry(nil), s.history.Entries...)}
 	hist.Last().Outcome = handoff.OutcomeRolledBack
@@ -243,6 +232,24 @@ func (s *Service) armRollback(region []byte, r *handoff.Region, pending Pending)
 		return err
 	}
 	return m.ArmRollback(prev, s.prevSlot, len(out))
+}
+
+// previousImage reads the image in slot (unauthenticated: it passed
+// verification when it was pushed) and checks that it is the image that
+// handed over to this kernel, the one a rollback returns to.
+func (s *Service) previousImage(slot int) (*image.Image, error) {
+	mem, _, err := s.cfg.Machine.Slot(slot)
+	if err != nil {
+		return nil, err
+	}
+	prev, err := image.InspectSlot(mem)
+	if err != nil {
+		return nil, fmt.Errorf("slot %d: %w", slot, err)
+	}
+	if last := s.history.Last(); last == nil || last.FromBuild != prev.BuildID {
+		return nil, fmt.Errorf("slot %d holds image %x, not the one that handed over", slot, prev.BuildID[:8])
+	}
+	return prev, nil
 }
 
 // cold brings everything up from scratch.
@@ -310,22 +317,15 @@ func (s *Service) healthy() error {
 // if that could not be done; the armed rollback then stays armed.
 func (s *Service) rollBack(ctx context.Context) error {
 	s.mu.Lock()
-	prevSlot, committed := s.prevSlot, s.committed
-	s.mu.Unlock()
-	if committed || prevSlot < 0 {
-		return errors.New("no previous image to return to")
+	prevSlot := s.prevSlot
+	var prev *image.Image
+	err := errors.New("no previous image to return to")
+	if !s.committed && prevSlot >= 0 {
+		prev, err = s.previousImage(prevSlot)
 	}
-	mem, _, err := s.cfg.Machine.Slot(prevSlot)
+	s.mu.Unlock() // Update takes it
 	if err != nil {
 		return err
-	}
-	h, err := image.ReadHeaderPrefix(mem)
-	if err != nil {
-		return fmt.Errorf("slot %d: %w", prevSlot, err)
-	}
-	prev, err := image.Inspect(mem[:h.Len])
-	if err != nil {
-		return fmt.Errorf("slot %d: %w", prevSlot, err)
 	}
 	var targets task.Targets
 	if pt := s.cfg.Tasks.Previous(); pt != nil {
