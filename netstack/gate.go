@@ -158,15 +158,9 @@ func (g *gate) hold(protocol tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffe
 //
 // Preconditions: g.rx is held exclusively and the gate is live.
 func (g *gate) replayHeld() {
-	g.heldMu.Lock()
-	held := g.held
-	g.held = nil
-	g.heldMu.Unlock()
-	for _, h := range held {
-		if !(g.holdSYN.Load() && isConnectionRequest(h.protocol, h.pkt)) {
-			g.Endpoint.DeliverNetworkPacket(h.protocol, h.pkt)
-			g.replayedIn.Add(1)
-		}
+	for _, h := range g.takeHeld() {
+		g.Endpoint.DeliverNetworkPacket(h.protocol, h.pkt)
+		g.replayedIn.Add(1)
 		h.pkt.DecRef()
 	}
 }
@@ -175,13 +169,19 @@ func (g *gate) replayHeld() {
 // of the frames still held.
 func (g *gate) Close() {
 	g.Endpoint.Close()
-	g.heldMu.Lock()
-	held := g.held
-	g.held = nil
-	g.heldMu.Unlock()
-	for _, h := range held {
+	for _, h := range g.takeHeld() {
 		h.pkt.DecRef()
 	}
+}
+
+// takeHeld empties the held frames and returns them; the caller owns
+// their references.
+func (g *gate) takeHeld() []heldFrame {
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	held := g.held
+	g.held = nil
+	return held
 }
 
 // isConnectionRequest reports whether pkt (link header consumed) is a TCP
