@@ -212,7 +212,7 @@ func benchBoot(ctx context.Context, elf, accel string) (bootSample, string, erro
 			line := sc.Text()
 			if m := readyRE.FindStringSubmatch(line); m != nil && !ready {
 				ready = true
-				s.HostToReadyMs = float64(time.Since(start).Microseconds()) / 1000
+				s.HostToReadyMs = ms(time.Since(start))
 				s.EntryToReadyMs, _ = strconv.ParseFloat(m[1], 64)
 				s.KinitMs, _ = strconv.ParseFloat(m[2], 64)
 				s.ReadyKiB, _ = strconv.Atoi(m[3])

@@ -20,7 +20,6 @@ import (
 	"github.com/molt-os/molt/boot/layout"
 	"github.com/molt-os/molt/qemu"
 	"github.com/molt-os/molt/qemu/netns"
-	updimage "github.com/molt-os/molt/updater/image"
 	"github.com/molt-os/molt/updater/push"
 )
 
@@ -99,31 +98,23 @@ func benchUpdate(ctx context.Context, accel string, cfg updateBenchConfig, logf 
 	if err != nil {
 		return nil, err
 	}
-	var imgs [2]struct{ elf, bundle string }
+	var imgs [2]struct {
+		elf, bundle string
+		signed      []byte
+	}
 	for i, v := range []string{"bench-v1", "bench-v2"} {
 		elf := fmt.Sprintf("build/bench/update-%s.elf", v)
 		logf("bench: building ./cmd/kernel as %s", v)
-		if _, err := image.Build(ctx, image.BuildOptions{Dir: ".", Package: "./cmd/kernel", Output: elf, Version: v,
-			Vars: []string{layout.TrustedKeysVar + "=" + updimage.FormatTrustedKeys(key.Public().(ed25519.PublicKey))}}); err != nil {
-			return nil, err
-		}
-		b, err := os.ReadFile(elf)
+		_, signed, err := buildSigned(ctx, image.BuildOptions{Dir: ".", Package: "./cmd/kernel", Output: elf, Version: v}, key)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("build %s: %w", v, err)
 		}
-		signed, err := updimage.Sign(b, key)
-		if err != nil {
-			return nil, fmt.Errorf("sign %s: %w", elf, err)
-		}
-		imgs[i].elf, imgs[i].bundle = elf, bundlePath(elf)
+		imgs[i].elf, imgs[i].bundle, imgs[i].signed = elf, bundlePath(elf), signed
 		if err := os.WriteFile(imgs[i].bundle, signed, 0o644); err != nil {
 			return nil, err
 		}
 	}
-	v2, err := os.ReadFile(imgs[1].bundle)
-	if err != nil {
-		return nil, err
-	}
+	v2 := imgs[1].signed
 	var out []updateSample
 	for _, sc := range cfg.scenarios() {
 		logf("bench: update suite: %s", sc)

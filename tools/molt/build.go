@@ -57,23 +57,17 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	r, err := image.Build(ctx, image.BuildOptions{
+	r, bundle, err := buildSigned(ctx, image.BuildOptions{
 		Package: pkg,
 		Output:  *out,
 		Version: *version,
-		Vars:    []string{layout.TrustedKeysVar + "=" + updimage.FormatTrustedKeys(publicKey(key))},
 		Stdout:  stderr, // go build prints nothing on success; keep stdout for the report
 		Stderr:  stderr,
-	})
-	if err != nil {
-		return err
-	}
-	elf, err := os.ReadFile(*out)
-	if err != nil {
+	}, key)
+	if r == nil {
 		return err
 	}
 	img := bundlePath(*out)
-	bundle, err := updimage.Sign(elf, key)
 	if err != nil {
 		// Not every image is meant to be pushed (test images that link
 		// no handoff reader); it still boots with molt run. A stale
@@ -91,6 +85,23 @@ func cmdBuild(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "%s\n%s", *out, r)
 	fmt.Fprintf(stdout, "signed    %s (%d bytes, key %s)\n", img, len(bundle), updimage.KeyIDOf(publicKey(key)))
 	return nil
+}
+
+// buildSigned builds the image of o (to o.Output) trusting key's public
+// half, and signs it with key. A nil report means the build failed; with
+// a report and an error, the image was built but could not be signed.
+func buildSigned(ctx context.Context, o image.BuildOptions, key ed25519.PrivateKey) (*image.Report, []byte, error) {
+	o.Vars = append(o.Vars, layout.TrustedKeysVar+"="+updimage.FormatTrustedKeys(publicKey(key)))
+	r, err := image.Build(ctx, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	elf, err := os.ReadFile(o.Output)
+	if err != nil {
+		return nil, nil, err
+	}
+	bundle, err := updimage.Sign(elf, key)
+	return r, bundle, err
 }
 
 // bundlePath is where build writes the signed bundle of the ELF at elf.
