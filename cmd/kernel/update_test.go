@@ -233,11 +233,16 @@ type memcslapRun struct {
 	err        error
 }
 
-// memcslapLoop runs Debian's memcslap (get test: 4 connections, 200 new
-// pairs loaded, then 800 gets) against addr from the namespace, back to
-// back, until stop is closed or maxRuns have run, and delivers every run.
-// Each run loads new pairs (about 0.5 MB), which is why the count is
+// updateLoad is the memcslap run of the update tests: the get test, 4
+// connections, 200 new pairs loaded, then 4 × 200 gets, all hits. Each
+// run loads new pairs (about 0.5 MB), which is why loops of it are
 // bounded: the kv state must fit the handoff region.
+func updateLoad(ns *netns.NS, bin string) memcload.Options {
+	return memcload.Options{Binary: bin, Concurrency: 4, ExecuteNumber: 200, Test: "get", Command: ns.Command}
+}
+
+// memcslapLoop runs updateLoad against addr from the namespace, back to
+// back, until stop is closed or maxRuns have run, and delivers every run.
 func memcslapLoop(ctx context.Context, ns *netns.NS, bin, addr string, maxRuns int, stop <-chan struct{}) <-chan []memcslapRun {
 	out := make(chan []memcslapRun, 1)
 	go func() {
@@ -251,9 +256,7 @@ func memcslapLoop(ctx context.Context, ns *netns.NS, bin, addr string, maxRuns i
 			}
 			r := memcslapRun{start: time.Now()}
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			_, r.err = memcload.Run(rctx, addr, memcload.Options{
-				Binary: bin, Concurrency: 4, ExecuteNumber: 200, Test: "get", Command: ns.Command,
-			})
+			_, r.err = memcload.Run(rctx, addr, updateLoad(ns, bin))
 			cancel()
 			r.end = time.Now()
 			runs = append(runs, r)
@@ -284,7 +287,7 @@ func TestUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A first memcslap run shows the client works before anything moves.
-	if _, err := memcload.Run(t.Context(), kvAddr, memcload.Options{Binary: memcslap, Concurrency: 4, ExecuteNumber: 200, Test: "get", Command: ns.Command}); err != nil {
+	if _, err := memcload.Run(t.Context(), kvAddr, updateLoad(ns, memcslap)); err != nil {
 		t.Fatalf("memcslap before the update: %v", err)
 	}
 	// The workload whose hit rate is compared: every item (hits) and
@@ -430,10 +433,8 @@ func TestUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the update, on the same kv connection: %v", err)
 	}
-	var loadGets uint64
-	for range runs {
-		loadGets += 4 * 200
-	}
+	o := updateLoad(ns, memcslap)
+	loadGets := uint64(len(runs) * o.Concurrency * o.ExecuteNumber)
 	if statsAfter["get_hits"] != statsBefore["get_hits"]+loadGets || statsAfter["get_misses"] != statsBefore["get_misses"] {
 		t.Errorf("kv counters: %d hits, %d misses after the update; want %d+%d (memcslap) and %d", statsAfter["get_hits"], statsAfter["get_misses"], statsBefore["get_hits"], loadGets, statsBefore["get_misses"])
 	}
