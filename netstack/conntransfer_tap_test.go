@@ -455,6 +455,107 @@ type scenario struct {
 // Then it checks that every stream continued without loss, duplication or
 // reset, that the not-yet-accepted and the dialed connections survived,
 // and that the queued datagrams are delivered.
+// queueDatagrams sends n datagrams to the guest's UDP echo port from a
+// socket in ns, while the link is quiet (UDP has no retransmission to
+// recover from a full TAP queue), and waits until received, the guest
+// stack's count of UDP packets received, has counted them. It returns the
+// socket (closed when the test ends), the guest's address and what it sent.
+func queueDatagrams(t *testing.T, ctx context.Context, ns *netns.NS, n int, received func() uint64) (net.PacketConn, *net.UDPAddr, [][]byte) {
+	t.Helper()
+	pc, err := ns.ListenPacket(ctx, "udp4", ns.HostIPv4.Addr().String()+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	dst := &net.UDPAddr{IP: ns.GuestIPv4.Addr().AsSlice(), Port: tapUDPPort}
+	var dgrams [][]byte
+	before := received()
+	for i := 0; i < n; i++ {
+		d := []byte(fmt.Sprintf("datagram %d %s", i, strings.Repeat("x", i*7)))
+		dgrams = append(dgrams, d)
+		if _, err := pc.WriteTo(d, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := waitFor(ctx, "datagrams queued at A", func() bool { return received() >= before+uint64(n) }); err != nil {
+		t.Fatal(err)
+	}
+	return pc, dst, dgrams
+}
+
+// linuxPeers is the Linux side of a transfer scenario: checksummed echo
+// streams to the stack under test, plus one the stack dials to a Linux
+// listener. Closing stop (finish) makes every stream half-close and
+// drain; the test's end closes the connections.
+type linuxPeers struct {
+	stop    chan struct{}
+	streams []*peerStream
+}
+
+func newLinuxPeers(t *testing.T) *linuxPeers {
+	lp := &linuxPeers{stop: make(chan struct{})}
+	t.Cleanup(func() {
+		lp.finish()
+		for _, p := range lp.streams {
+			p.c.Close()
+		}
+	})
+	return lp
+}
+
+// finish tells every stream to end; it may be called more than once.
+func (lp *linuxPeers) finish() {
+	select {
+	case <-lp.stop:
+	default:
+		close(lp.stop)
+	}
+}
+
+// dial opens n streams to the guest's echo port, one chunk per pace.
+func (lp *linuxPeers) dial(t *testing.T, ctx context.Context, ns *netns.NS, n int, pace time.Duration) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		c, err := ns.Dial(ctx, "tcp4", netip.AddrPortFrom(ns.GuestIPv4.Addr(), tapEchoPort).String())
+		if err != nil {
+			t.Fatalf("peer dial %d: %v", i, err)
+		}
+		lp.streams = append(lp.streams, runPeer(c, uint64(i), pace, lp.stop))
+	}
+}
+
+// acceptDialed listens on the host's tapPeerPort, runs dial (which makes
+// the stack under test connect to listenAddr), and adds the accepted
+// connection as a stream: on import it has no listener of its own.
+func (lp *linuxPeers) acceptDialed(t *testing.T, ctx context.Context, ns *netns.NS, dial func(listenAddr string)) {
+	t.Helper()
+	addr := netip.AddrPortFrom(ns.HostIPv4.Addr(), tapPeerPort).String()
+	pln, err := ns.Listen(ctx, "tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pln.Close()
+	dialed := make(chan *peerStream, 1)
+	go func() {
+		c, err := pln.Accept()
+		if err != nil {
+			close(dialed)
+			return
+		}
+		dialed <- runPeer(c, 1001, time.Millisecond, lp.stop)
+	}()
+	dial(addr)
+	select {
+	case p, ok := <-dialed:
+		if !ok {
+			t.Fatal("Linux listener: accept failed")
+		}
+		lp.streams = append(lp.streams, p)
+	case <-ctx.Done():
+		t.Fatal(ctx.Err())
+	}
+}
+
 func runScenario(t *testing.T, sc scenario, move func(t *testing.T, ns *netns.NS, table []byte, s appState) (*Stack, func() error)) {
 	needRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -474,79 +575,18 @@ func runScenario(t *testing.T, sc scenario, move func(t *testing.T, ns *netns.NS
 	app := newEchoApp(t, a.st, appState{Listener: lnID, UDP: udpID})
 	app.accept(sc.conns)
 
-	// Datagrams nobody reads before the transfer, sent while the link is
-	// quiet (UDP has no retransmission to recover from a full TAP queue).
-	pc, err := ns.ListenPacket(ctx, "udp4", ns.HostIPv4.Addr().String()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	udpDst := &net.UDPAddr{IP: guest.AsSlice(), Port: tapUDPPort}
-	var dgrams [][]byte
 	udpStats := a.st.s.Stats().UDP.PacketsReceived
-	udpBefore := udpStats.Value()
-	for i := 0; i < sc.dgrams; i++ {
-		d := []byte(fmt.Sprintf("datagram %d %s", i, strings.Repeat("x", i*7)))
-		dgrams = append(dgrams, d)
-		if _, err := pc.WriteTo(d, udpDst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := waitFor(ctx, "datagrams queued at A", func() bool {
-		return udpStats.Value() >= udpBefore+uint64(sc.dgrams)
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	stop := make(chan struct{})
-	var streams []*peerStream
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		for _, p := range streams {
-			p.c.Close()
-		}
-	}()
-	for i := 0; i < sc.conns; i++ {
-		c, err := ns.Dial(ctx, "tcp4", netip.AddrPortFrom(guest, tapEchoPort).String())
+	pc, udpDst, dgrams := queueDatagrams(t, ctx, ns, sc.dgrams, udpStats.Value)
+	peers := newLinuxPeers(t)
+	peers.dial(t, ctx, ns, sc.conns, sc.pace)
+	peers.acceptDialed(t, ctx, ns, func(addr string) {
+		did, dc, err := a.st.Dial(ctx, "tcp4", addr)
 		if err != nil {
-			t.Fatalf("peer dial %d: %v", i, err)
+			t.Fatalf("Dial Linux listener: %v", err)
 		}
-		streams = append(streams, runPeer(c, uint64(i), sc.pace, stop))
-	}
-	// A connection the app dials itself, to a Linux listener: on import
-	// it has no listener of its own.
-	pln, err := ns.Listen(ctx, "tcp4", netip.AddrPortFrom(ns.HostIPv4.Addr(), tapPeerPort).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pln.Close()
-	dialed := make(chan *peerStream, 1)
-	go func() {
-		c, err := pln.Accept()
-		if err != nil {
-			close(dialed)
-			return
-		}
-		dialed <- runPeer(c, 1001, time.Millisecond, stop)
-	}()
-	did, dc, err := a.st.Dial(ctx, "tcp4", netip.AddrPortFrom(ns.HostIPv4.Addr(), tapPeerPort).String())
-	if err != nil {
-		t.Fatalf("Dial Linux listener: %v", err)
-	}
-	app.adopt(did, dc)
-	select {
-	case p, ok := <-dialed:
-		if !ok {
-			t.Fatal("Linux listener: accept failed")
-		}
-		streams = append(streams, p)
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
+		app.adopt(did, dc)
+	})
+	streams := peers.streams
 	// Let every stream get going.
 	for i, p := range streams {
 		if err := waitFor(ctx, fmt.Sprintf("stream %d to echo 32 KiB", i), func() bool { return p.nRecv.Load() >= 32<<10 || app.firstErr() != nil }); err != nil {
@@ -724,7 +764,7 @@ func runScenario(t *testing.T, sc scenario, move func(t *testing.T, ns *netns.NS
 			t.Fatalf("%v: sent %d, echoed %d; B: %s; Linux:\n%s", err, p.nSent.Load(), p.nRecv.Load(), debugConns(b, port), ss)
 		}
 	}
-	close(stop)
+	peers.finish()
 	for i, p := range streams {
 		if err := p.check(ctx); err != nil {
 			port := uint16(p.c.LocalAddr().(*net.TCPAddr).Port)

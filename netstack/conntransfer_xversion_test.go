@@ -150,73 +150,12 @@ func runCrossVersion(t *testing.T, from, to xvBinary) {
 	}
 	ids := a.call(xvReq{Op: "listen", Conns: xvConns})
 
-	// Datagrams nobody reads before the transfer, sent while the link is
-	// quiet (UDP has no retransmission to recover from a full TAP queue).
-	pc, err := ns.ListenPacket(ctx, "udp4", ns.HostIPv4.Addr().String()+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	udpDst := &net.UDPAddr{IP: guest.AsSlice(), Port: tapUDPPort}
 	const nDgrams = 5
-	var dgrams [][]byte
-	udpBefore := a.call(xvReq{Op: "udpReceived"}).Count
-	for i := 0; i < nDgrams; i++ {
-		d := []byte(fmt.Sprintf("datagram %d %s", i, strings.Repeat("x", i*7)))
-		dgrams = append(dgrams, d)
-		if _, err := pc.WriteTo(d, udpDst); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := waitFor(ctx, "datagrams queued at A", func() bool {
-		return a.call(xvReq{Op: "udpReceived"}).Count >= udpBefore+nDgrams
-	}); err != nil {
-		t.Fatal(err)
-	}
-
-	stop := make(chan struct{})
-	var streams []*peerStream
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		for _, p := range streams {
-			p.c.Close()
-		}
-	}()
-	for i := 0; i < xvConns; i++ {
-		c, err := ns.Dial(ctx, "tcp4", netip.AddrPortFrom(guest, tapEchoPort).String())
-		if err != nil {
-			t.Fatalf("peer dial %d: %v", i, err)
-		}
-		streams = append(streams, runPeer(c, uint64(i), xvPace, stop))
-	}
-	pln, err := ns.Listen(ctx, "tcp4", netip.AddrPortFrom(ns.HostIPv4.Addr(), tapPeerPort).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pln.Close()
-	dialed := make(chan *peerStream, 1)
-	go func() {
-		c, err := pln.Accept()
-		if err != nil {
-			close(dialed)
-			return
-		}
-		dialed <- runPeer(c, 1001, time.Millisecond, stop)
-	}()
-	a.call(xvReq{Op: "dial", Addr: netip.AddrPortFrom(ns.HostIPv4.Addr(), tapPeerPort).String()})
-	select {
-	case p, ok := <-dialed:
-		if !ok {
-			t.Fatal("Linux listener: accept failed")
-		}
-		streams = append(streams, p)
-	case <-ctx.Done():
-		t.Fatal(ctx.Err())
-	}
+	pc, udpDst, dgrams := queueDatagrams(t, ctx, ns, nDgrams, func() uint64 { return a.call(xvReq{Op: "udpReceived"}).Count })
+	peers := newLinuxPeers(t)
+	peers.dial(t, ctx, ns, xvConns, xvPace)
+	peers.acceptDialed(t, ctx, ns, func(addr string) { a.call(xvReq{Op: "dial", Addr: addr}) })
+	streams := peers.streams
 	for i, p := range streams {
 		if err := waitFor(ctx, fmt.Sprintf("stream %d to echo 32 KiB", i), func() bool { return p.nRecv.Load() >= 32<<10 }); err != nil {
 			_, aerr := a.try(xvReq{Op: "appErr"})
@@ -365,7 +304,7 @@ func runCrossVersion(t *testing.T, from, to xvBinary) {
 			t.Fatalf("%v: sent %d, echoed %d; %s", err, p.nSent.Load(), p.nRecv.Load(), describe(p))
 		}
 	}
-	close(stop)
+	peers.finish()
 	for i, p := range streams {
 		if err := p.check(ctx); err != nil {
 			t.Errorf("stream %d: %v; %s", i, err, describe(p))
