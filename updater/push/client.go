@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -104,6 +105,13 @@ func receive(conn net.Conn, opts Options) (rep *Report, accepted bool, err error
 	for {
 		r, err := ReadReply(conn)
 		if err != nil {
+			// A server that closes while our bytes are still unread
+			// makes the kernel answer with a reset instead of an end
+			// of stream: for the client it is the same, the connection
+			// ended without (more of) an answer.
+			if errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, ErrTruncated) {
+				err = fmt.Errorf("%w: %w", ErrTruncated, err)
+			}
 			if accepted && errors.Is(err, ErrTruncated) {
 				return nil, true, fmt.Errorf("push: %w: the connection ended after the server accepted the update and before its report (%v): the outcome is unknown; check the kernel's console", ErrLost, err)
 			}
